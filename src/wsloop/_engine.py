@@ -1,0 +1,332 @@
+"""The one module that imports the wrapped protocol engine.
+
+wsloop speaks RFC 6455 through the Sans-I/O layer of the ``websockets``
+package (:class:`websockets.client.ClientProtocol`). Everything that touches
+that package lives here: the adjustments wsloop makes to its behaviour, and
+the translation of its exceptions into :mod:`wsloop.exceptions`. No engine
+type crosses this module's public functions.
+
+Adjustments, each with its reason:
+
+* **Subprotocols are mandatory once requested.** The Construct plugin and the
+  browser fail the connection when the server does not select one of the
+  requested subprotocols; websockets accepts a missing header.
+* **A close frame wins over an unfinished fragmented message.** RFC 6455
+  section 5.5.1 lets a close frame arrive between fragments and its closing
+  handshake proceeds; websockets answers 1002 (Autobahn case 7.1.5).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from websockets import exceptions as _wsexc
+from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State as _EngineState
+from websockets.typing import Origin, Subprotocol
+from websockets.uri import parse_uri
+
+from . import exceptions as exc_
+
+if TYPE_CHECKING:
+    from websockets.extensions.base import ClientExtensionFactory
+
+    from ._url import URL
+
+__all__ = [
+    "BINARY",
+    "CLOSE",
+    "CONT",
+    "PING",
+    "PONG",
+    "TEXT",
+    "Engine",
+    "map_engine_exceptions",
+]
+
+# Opcodes as plain ints: frame.opcode is an IntEnum and compares equal.
+CONT = int(Opcode.CONT)
+TEXT = int(Opcode.TEXT)
+BINARY = int(Opcode.BINARY)
+CLOSE = int(Opcode.CLOSE)
+PING = int(Opcode.PING)
+PONG = int(Opcode.PONG)
+
+# Engine states as ints, so that callers need no engine type.
+E_CONNECTING = int(_EngineState.CONNECTING)
+E_OPEN = int(_EngineState.OPEN)
+E_CLOSING = int(_EngineState.CLOSING)
+E_CLOSED = int(_EngineState.CLOSED)
+
+logger = logging.getLogger("wsloop.client")
+
+
+class _StrictClientProtocol(ClientProtocol):
+    """ClientProtocol with the two adjustments listed in the module docstring."""
+
+    def process_subprotocol(self, headers: Any) -> Subprotocol | None:
+        subprotocol = super().process_subprotocol(headers)
+        if subprotocol is None and self.available_subprotocols:
+            raise _wsexc.NegotiationError("no subprotocol selected")
+        return subprotocol
+
+    def recv_frame(self, frame: Frame) -> None:
+        # RFC 6455 5.4: "Control frames MAY be injected in the middle of a
+        # fragmented message." A close frame ends the connection, so the
+        # unfinished message is abandoned and the closing handshake proceeds.
+        if frame.opcode is Opcode.CLOSE:
+            self.current_size = None
+        super().recv_frame(frame)
+
+
+@contextmanager
+def map_engine_exceptions() -> Iterator[None]:
+    """Turn engine exceptions raised inside the block into wsloop ones."""
+    try:
+        yield
+    except _wsexc.InvalidState as exc:
+        raise exc_.InvalidState(str(exc)) from exc
+    except _wsexc.ProtocolError as exc:
+        raise exc_.ProtocolError(str(exc)) from exc
+
+
+def _describe_handshake(exc: BaseException, requested: Sequence[str]) -> exc_.WebSocketError:
+    """Translate an engine handshake exception into a wsloop one."""
+    new: exc_.WebSocketError
+    if isinstance(exc, _wsexc.InvalidStatus):
+        response = exc.response
+        new = exc_.InvalidStatus(
+            response.status_code,
+            response.reason_phrase,
+            dict(response.headers.raw_items()),
+            bytes(response.body),
+        )
+    elif isinstance(exc, _wsexc.NegotiationError):
+        text = str(exc)
+        if text == "no subprotocol selected" or text.startswith("unsupported subprotocol"):
+            offered = ", ".join(repr(p) for p in requested)
+            if text == "no subprotocol selected":
+                what = "selected none"
+            else:
+                what = "selected " + repr(text.split(": ", 1)[1])
+            new = exc_.NegotiationError(
+                f"server does not support the requested subprotocol {offered} ({what})"
+            )
+        elif text == "no subprotocols supported":
+            new = exc_.NegotiationError(
+                "server selected a subprotocol although none was requested"
+            )
+        else:
+            new = exc_.NegotiationError(f"extension negotiation failed: {text}")
+    elif isinstance(exc, _wsexc.InvalidUpgrade):
+        new = exc_.HandshakeError(
+            f"server did not upgrade to WebSocket ({exc}); is this a WebSocket endpoint?"
+        )
+    elif isinstance(exc, _wsexc.InvalidHeader) and exc.name == "Sec-WebSocket-Accept":
+        new = exc_.HandshakeError(
+            f"server sent a wrong Sec-WebSocket-Accept key ({exc}); it is not a "
+            "WebSocket server, or something between changed the handshake"
+        )
+    elif isinstance(exc, _wsexc.InvalidHeader):
+        new = exc_.HandshakeError(f"invalid handshake response: {exc}")
+    elif isinstance(exc, _wsexc.InvalidMessage):
+        cause = exc.__cause__
+        if isinstance(cause, EOFError):
+            new = exc_.HandshakeError(
+                "server closed the connection before answering the WebSocket upgrade"
+            )
+        else:
+            detail = f": {cause}" if cause is not None else ""
+            new = exc_.HandshakeError(f"server did not send a valid HTTP response{detail}")
+    else:
+        new = exc_.HandshakeError(f"WebSocket handshake failed: {exc}")
+    new.__cause__ = exc
+    return new
+
+
+def _describe_parser_failure(exc: BaseException, limit: int | None) -> exc_.WebSocketError:
+    """Translate the exception that stopped the engine's frame parser."""
+    new: exc_.WebSocketError
+    if isinstance(exc, _wsexc.PayloadTooBig):
+        new = exc_.MessageTooBig(
+            f"message too big: the server sent more than max_message_size={limit} bytes "
+            "(closing with 1009)"
+        )
+    elif isinstance(exc, UnicodeDecodeError):
+        new = exc_.InvalidUTF8(
+            "server sent a close reason that is not valid UTF-8 (closing with 1007)"
+        )
+    elif isinstance(exc, _wsexc.ProtocolError):
+        new = exc_.ProtocolError(f"protocol error: {exc} (closing with 1002)")
+    elif isinstance(exc, EOFError):
+        new = exc_.ConnectionClosedError(1006, "")
+    else:
+        new = exc_.ProtocolError(f"internal error while reading a frame: {exc!r}")
+    new.__cause__ = exc
+    return new
+
+
+def _extensions(compression: str | None) -> list[ClientExtensionFactory] | None:
+    if compression is None:
+        return None
+    if compression == "deflate":
+        # The offer browsers make: permessage-deflate; client_max_window_bits.
+        return [ClientPerMessageDeflateFactory(compress_settings={"memLevel": 5})]
+    raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
+
+
+class Engine:
+    """A client connection of the wrapped engine, seen through plain types.
+
+    Args:
+        url: the parsed URL.
+        subprotocols: the requested subprotocols, possibly empty.
+        compression: ``"deflate"`` or ``None``.
+        max_message_size: the largest inbound message in bytes, ``None`` for no limit.
+        origin: the ``Origin`` header, if any.
+        headers: extra handshake request headers.
+        user_agent: the ``User-Agent`` header, ``None`` to send none.
+    """
+
+    __slots__ = ("_proto", "_requested", "handshake_exc")
+
+    def __init__(
+        self,
+        url: URL,
+        *,
+        subprotocols: Sequence[str],
+        compression: str | None,
+        max_message_size: int | None,
+        origin: str | None,
+        headers: Sequence[tuple[str, str]],
+        user_agent: str | None,
+    ) -> None:
+        self._requested = tuple(subprotocols)
+        self._proto = _StrictClientProtocol(
+            parse_uri(url.ws_url),
+            origin=Origin(origin) if origin is not None else None,
+            extensions=_extensions(compression),
+            subprotocols=[Subprotocol(p) for p in subprotocols] or None,
+            max_size=max_message_size,
+            logger=logger,
+        )
+        self.handshake_exc: exc_.WebSocketError | None = None
+        request = self._proto.connect()
+        if user_agent is not None:
+            request.headers["User-Agent"] = user_agent
+        for name, value in headers:
+            request.headers[name] = value
+        self._proto.send_request(request)
+
+    # State and results of the handshake.
+
+    @property
+    def state(self) -> int:
+        """The engine state, one of the ``E_*`` constants."""
+        return int(self._proto.state)
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self._proto.subprotocol
+
+    @property
+    def extension_names(self) -> tuple[str, ...]:
+        return tuple(ext.name for ext in self._proto.extensions)
+
+    @property
+    def close_rcvd(self) -> tuple[int, str] | None:
+        close = self._proto.close_rcvd
+        return None if close is None else (int(close.code), close.reason)
+
+    @property
+    def close_sent(self) -> tuple[int, str] | None:
+        close = self._proto.close_sent
+        return None if close is None else (int(close.code), close.reason)
+
+    def parser_failure(self) -> exc_.WebSocketError | None:
+        """The translated reason the frame parser stopped, if it did."""
+        exc = self._proto.parser_exc
+        if exc is None:
+            return None
+        return _describe_parser_failure(exc, self._proto.max_message_size)
+
+    # Feeding and draining.
+
+    def receive_data(self, data: bytes) -> None:
+        self._proto.receive_data(data)
+
+    def receive_eof(self) -> None:
+        self._proto.receive_eof()
+
+    def events(self) -> list[Any]:
+        """Return what arrived: ``("open", headers)``, ``("fail", exc)`` or frames.
+
+        Frames are returned as the engine's frame objects, read only through
+        ``.opcode``, ``.data`` and ``.fin``, to keep the hot path free of copies.
+        """
+        out: list[Any] = []
+        for event in self._proto.events_received():
+            if isinstance(event, Response):
+                if self._proto.handshake_exc is not None:
+                    self.handshake_exc = _describe_handshake(
+                        self._proto.handshake_exc, self._requested
+                    )
+                    out.append(("fail", self.handshake_exc))
+                else:
+                    headers: dict[str, str] = {}
+                    for name, value in event.headers.raw_items():
+                        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+                    out.append(("open", headers))
+            else:
+                out.append(event)
+        if self._proto.handshake_exc is not None and self.handshake_exc is None:
+            # No response could be parsed at all.
+            self.handshake_exc = _describe_handshake(self._proto.handshake_exc, self._requested)
+            out.append(("fail", self.handshake_exc))
+        return out
+
+    def data_to_send(self) -> list[bytes]:
+        return self._proto.data_to_send()
+
+    def close_expected(self) -> bool:
+        return self._proto.close_expected()
+
+    # Sending.
+
+    def send_text(self, data: bytes) -> None:
+        self._proto.send_text(data)
+
+    def send_binary(self, data: bytes | bytearray | memoryview) -> None:
+        self._proto.send_binary(data)
+
+    def send_ping(self, data: bytes) -> None:
+        self._proto.send_ping(data)
+
+    def send_close(self, code: int, reason: str) -> None:
+        self._proto.send_close(code, reason)
+
+    def fail(self, code: int, reason: str) -> None:
+        self._proto.fail(code, reason)
+
+
+def header_items(
+    headers: Mapping[str, str] | Sequence[tuple[str, str]] | None,
+) -> list[tuple[str, str]]:
+    """Normalize the ``headers`` option into a list of pairs, validating them."""
+    if headers is None:
+        return []
+    items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+    for name, value in items:
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(f"header names and values must be str, got {name!r}: {value!r}")
+        if any(c in name for c in "\r\n:") or not name.strip():
+            raise ValueError(f"invalid header name {name!r}")
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"header {name!r} has a line break in its value")
+    return items

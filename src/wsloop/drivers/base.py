@@ -1,0 +1,109 @@
+"""What every driver provides to the :class:`~wsloop.WebSocket` façade.
+
+A driver owns the I/O of one connection at a time: sockets (or the browser's
+WebSocket), TLS, timers, and the queue of events on their way to the
+application. The façade owns handlers and the Construct-style expressions; it
+never touches a socket, so that a driver may have none.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .._version import __version__
+from ..sansio import DEFAULT_MAX_MESSAGE_SIZE, State
+
+if TYPE_CHECKING:
+    import ssl
+
+    from .._url import URL
+    from ..events import Event
+
+__all__ = ["DEFAULT_USER_AGENT", "BaseDriver", "Config"]
+
+
+DEFAULT_USER_AGENT = f"wsloop/{__version__} Python/{sys.version_info[0]}.{sys.version_info[1]}"
+"""The ``User-Agent`` header sent unless the ``user_agent`` option says otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The options of a WebSocket, as passed to its driver."""
+
+    # Protocol
+    compression: str | None = "deflate"
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE
+    origin: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    user_agent: str | None = DEFAULT_USER_AGENT
+    # Timeouts, in seconds; None disables
+    connect_timeout: float | None = 10.0
+    close_timeout: float | None = 5.0
+    # TLS
+    ssl: ssl.SSLContext | None = None
+    cafile: str | None = None
+
+
+class BaseDriver(abc.ABC):
+    """The interface between the façade and the I/O.
+
+    Drivers append events to :attr:`events` in order; the façade takes them
+    from the left and dispatches them. A driver never calls a handler itself.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        """The options this driver was made with."""
+        self.events: collections.deque[Event] = collections.deque()
+        """Events waiting to be dispatched, oldest first."""
+
+    @property
+    @abc.abstractmethod
+    def state(self) -> State | None:
+        """The state of the current connection; ``None`` before any ``connect()``."""
+
+    @property
+    @abc.abstractmethod
+    def subprotocol(self) -> str | None:
+        """The subprotocol of the current connection, once open."""
+
+    @property
+    @abc.abstractmethod
+    def buffered_amount(self) -> int:
+        """Bytes accepted by ``send_*`` but not yet written to the network."""
+
+    @abc.abstractmethod
+    def connect(self, url: URL, subprotocols: tuple[str, ...]) -> None:
+        """Start a connection; return at once. Ends any previous one first."""
+
+    @abc.abstractmethod
+    def send_text(self, text: str) -> bool:
+        """Send a text message if open; return whether it was accepted."""
+
+    @abc.abstractmethod
+    def send_binary(self, data: bytes | bytearray | memoryview) -> bool:
+        """Send a binary message if open; return whether it was accepted."""
+
+    @abc.abstractmethod
+    def send_ping(self, data: bytes = b"") -> bool:
+        """Send a ping if open; return whether it was accepted."""
+
+    @abc.abstractmethod
+    def close(self, code: int, reason: str) -> None:
+        """Start closing the current connection (already validated)."""
+
+    @abc.abstractmethod
+    def poll(self, timeout: float | None) -> None:
+        """Do pending I/O; wait up to ``timeout`` seconds if there is none.
+
+        ``None`` waits until something happens. Returns early as soon as
+        events are queued.
+        """
+
+    def fileno(self) -> int:
+        """The socket's file descriptor, or -1 when there is none."""
+        return -1

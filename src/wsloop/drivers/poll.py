@@ -1,0 +1,559 @@
+"""The poll driver: all I/O happens inside ``poll()``, on the caller's thread.
+
+Made for game loops: ``poll()`` never blocks unless asked to wait, and sends
+write what the socket takes at once and buffer the rest, so a frame never
+stalls on the network.
+
+Theory of operation
+-------------------
+A connection moves through phases, each advanced by non-blocking calls made
+from ``poll()``:
+
+``resolve``
+    A name lookup. The operating system offers only a blocking call, so a
+    host name that is not an IP literal is looked up on a short-lived helper
+    thread (the only thread this driver ever starts); literals skip it.
+``tcp``
+    A non-blocking ``connect()`` to each address in turn until one answers.
+``tls``
+    For ``wss://``, the TLS handshake on the non-blocking socket, verifying
+    the certificate and host name.
+``ws``
+    The WebSocket handshake and then the messages, through a
+    :class:`~wsloop.sansio.Session`, until the session is CLOSED.
+
+The connect timeout covers every phase up to the open connection; the close
+timeout starts when the session expects the server to close TCP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import socket
+import ssl
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import (
+    ConnectError,
+    ConnectionClosedError,
+    TimeoutError,
+    TLSError,
+    WebSocketError,
+)
+from ..sansio import Session, State
+from .base import BaseDriver, Config
+
+if TYPE_CHECKING:
+    from .._url import URL
+
+__all__ = ["PollDriver"]
+
+_READ_CHUNK = 256 * 1024
+_MAX_READ_PER_POLL = 4 * 2**20
+_HAS_POLL = hasattr(select, "poll")
+_RESOLVE_SLICE = 0.005
+
+
+def _ssl_context(config: Config) -> ssl.SSLContext:
+    if config.ssl is not None:
+        return config.ssl
+    ctx = ssl.create_default_context(cafile=config.cafile)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def _is_ip_literal(host: str) -> bool:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return True
+    return False
+
+
+def _describe_os_error(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is a server listening there?)"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by the server"
+    if exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    return str(exc) or type(exc).__name__
+
+
+class _Resolver:
+    """One name lookup on a daemon thread."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.result: list[tuple[Any, ...]] | None = None
+        self.error: OSError | None = None
+        self.done = threading.Event()
+        thread = threading.Thread(
+            target=self._run, args=(host, port), name="wsloop-resolve", daemon=True
+        )
+        thread.start()
+
+    def _run(self, host: str, port: int) -> None:
+        try:
+            self.result = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+class PollDriver(BaseDriver):
+    """Runs the connection inside ``poll()`` on the caller's thread."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self._session: Session | None = None
+        self._sock: socket.socket | None = None
+        self._phase = "idle"
+        self._url: URL | None = None
+        self._resolver: _Resolver | None = None
+        self._addrs: list[tuple[Any, ...]] = []
+        self._last_os_error: OSError | None = None
+        self._connect_deadline: float | None = None
+        self._close_deadline: float | None = None
+        self._out: deque[memoryview] = deque()
+        self._out_size = 0
+        self._eof_pending = False
+        self._more_to_read = False
+        self._poller: Any = None
+
+    # What the façade reads.
+
+    @property
+    def state(self) -> State | None:
+        session = self._session
+        return None if session is None else session.state
+
+    @property
+    def subprotocol(self) -> str | None:
+        session = self._session
+        return None if session is None else session.subprotocol
+
+    @property
+    def buffered_amount(self) -> int:
+        return self._out_size
+
+    def fileno(self) -> int:
+        sock = self._sock
+        return -1 if sock is None else sock.fileno()
+
+    # Actions.
+
+    def connect(self, url: URL, subprotocols: tuple[str, ...]) -> None:
+        if self._session is not None and self._session.state is not State.CLOSED:
+            # A new connect() ends the previous connection first.
+            if self._session.state is State.OPEN:
+                self._session.send_close(1000, "")
+                self._flush_session()
+            self._session.abort(None)
+            self._teardown()
+            self._collect()
+        config = self.config
+        self._session = Session(
+            url,
+            subprotocols=subprotocols,
+            compression=config.compression,
+            max_message_size=config.max_message_size,
+            origin=config.origin,
+            headers=config.headers,
+            user_agent=config.user_agent,
+        )
+        self._url = url
+        self._out.clear()
+        self._out_size = 0
+        self._eof_pending = False
+        self._more_to_read = False
+        self._close_deadline = None
+        self._last_os_error = None
+        timeout = config.connect_timeout
+        self._connect_deadline = None if timeout is None else time.monotonic() + timeout
+        if _is_ip_literal(url.host):
+            self._addrs = socket.getaddrinfo(url.host, url.port, type=socket.SOCK_STREAM)
+            self._phase = "tcp"
+            self._next_address()
+        else:
+            self._phase = "resolve"
+            self._resolver = _Resolver(url.host, url.port)
+
+    def send_text(self, text: str) -> bool:
+        session = self._session
+        if session is None or not session.send_text(text):
+            return False
+        self._flush_session()
+        return True
+
+    def send_binary(self, data: bytes | bytearray | memoryview) -> bool:
+        session = self._session
+        if session is None or not session.send_binary(data):
+            return False
+        self._flush_session()
+        return True
+
+    def send_ping(self, data: bytes = b"") -> bool:
+        session = self._session
+        if session is None or not session.send_ping(data):
+            return False
+        self._flush_session()
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        session = self._session
+        if session is None or session.state is State.CLOSED:
+            return
+        if session.state is State.CONNECTING:
+            session.send_close(code, reason)
+            self._teardown()
+            self._collect()
+            return
+        session.send_close(code, reason)
+        self._flush_session()
+
+    # The I/O loop.
+
+    def poll(self, timeout: float | None) -> None:
+        session = self._session
+        if session is None or self._phase == "idle":
+            if timeout:
+                time.sleep(timeout)
+            return
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._step(wait=0.0)
+            if self.events or self._phase == "idle":
+                return
+            now = time.monotonic()
+            if end is not None and now >= end:
+                return
+            wait = None if end is None else end - now
+            deadline = self._next_deadline()
+            if deadline is not None:
+                wait = (
+                    max(0.0, deadline - now)
+                    if wait is None
+                    else min(wait, max(0.0, deadline - now))
+                )
+            self._step(wait=wait)
+            if self.events or self._phase == "idle":
+                return
+
+    def _next_deadline(self) -> float | None:
+        deadlines = [d for d in (self._connect_deadline, self._close_deadline) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def _step(self, wait: float | None) -> None:
+        """Advance the connection once, waiting up to ``wait`` for readiness."""
+        phase = self._phase
+        if phase == "resolve":
+            resolver = self._resolver
+            assert resolver is not None
+            if wait is None or wait > 0:
+                resolver.done.wait(_RESOLVE_SLICE if wait is None else min(wait, _RESOLVE_SLICE))
+            if resolver.done.is_set():
+                self._resolved(resolver)
+        elif phase in ("tcp", "tls", "ws"):
+            if self._more_to_read and phase == "ws":
+                wait = 0.0
+            readable, writable = self._wait(wait)
+            if phase == "tcp":
+                if writable or readable:
+                    self._tcp_ready()
+            elif phase == "tls":
+                if writable or readable or wait == 0.0:
+                    self._tls_step()
+            else:
+                if writable and self._out:
+                    self._flush()
+                if readable or self._more_to_read:
+                    self._read()
+        self._check_timers()
+
+    def _wait(self, wait: float | None) -> tuple[bool, bool]:
+        sock = self._sock
+        if sock is None:
+            return False, False
+        want_write = self._phase == "tcp" or bool(self._out)
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True, want_write
+        if _HAS_POLL:
+            poller = self._poller
+            if poller is None:
+                poller = self._poller = select.poll()
+                poller.register(sock.fileno(), select.POLLIN)
+            mask = select.POLLIN | select.POLLOUT if want_write else select.POLLIN
+            poller.modify(sock.fileno(), mask)
+            ms = -1 if wait is None else int(wait * 1000 + 0.999)
+            ready = poller.poll(ms)
+            if not ready:
+                return False, False
+            flags = ready[0][1]
+            err = select.POLLERR | select.POLLHUP
+            return bool(flags & (select.POLLIN | err)), bool(flags & (select.POLLOUT | err))
+        r, w, _ = select.select([sock], [sock] if want_write else [], [], wait)
+        return bool(r), bool(w)
+
+    # Phases.
+
+    def _resolved(self, resolver: _Resolver) -> None:
+        self._resolver = None
+        url = self._url
+        assert url is not None
+        if resolver.error is not None or not resolver.result:
+            exc = resolver.error
+            why = "no address found" if exc is None else _describe_os_error(exc)
+            self._fail(ConnectError(f"could not resolve host {url.host!r}: {why}"), exc)
+            return
+        self._addrs = resolver.result
+        self._phase = "tcp"
+        self._next_address()
+
+    def _next_address(self) -> None:
+        url = self._url
+        assert url is not None
+        while self._addrs:
+            family, type_, proto, _, addr = self._addrs.pop(0)
+            sock = socket.socket(family, type_, proto)
+            sock.setblocking(False)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                err = sock.connect_ex(addr)
+            except OSError as os_exc:
+                sock.close()
+                self._last_os_error = os_exc
+                continue
+            if err in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY):
+                self._set_socket(sock)
+                return
+            sock.close()
+            self._last_os_error = OSError(err, _strerror(err))
+        last = self._last_os_error
+        why = "no usable address" if last is None else _describe_os_error(last)
+        self._fail(ConnectError(f"could not connect to {url.authority}: {why}"), last)
+
+    def _set_socket(self, sock: socket.socket | None) -> None:
+        old = self._sock
+        if old is not None and self._poller is not None:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._poller.unregister(old.fileno())
+        self._poller = None
+        self._sock = sock
+
+    def _tcp_ready(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._last_os_error = OSError(err, _strerror(err))
+            self._set_socket(None)
+            sock.close()
+            self._next_address()
+            return
+        url = self._url
+        assert url is not None
+        if url.secure:
+            try:
+                ctx = _ssl_context(self.config)
+                tls = ctx.wrap_socket(
+                    sock, server_hostname=url.host, do_handshake_on_connect=False
+                )
+            except (OSError, ValueError) as exc:
+                sock.close()
+                self._set_socket(None)
+                self._fail(TLSError(f"could not set up TLS for {url.authority}: {exc}"), exc)
+                return
+            self._set_socket(tls)
+            self._phase = "tls"
+            self._tls_step()
+        else:
+            self._start_ws()
+
+    def _tls_step(self) -> None:
+        sock = self._sock
+        assert isinstance(sock, ssl.SSLSocket)
+        url = self._url
+        assert url is not None
+        try:
+            sock.do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except ssl.SSLCertVerificationError as exc:
+            why = exc.verify_message or exc.reason or str(exc)
+            self._fail(
+                TLSError(f"TLS certificate verification failed for {url.host!r}: {why}"), exc
+            )
+            return
+        except ssl.SSLError as exc:
+            why = exc.reason or str(exc)
+            self._fail(TLSError(f"TLS handshake with {url.authority} failed: {why}"), exc)
+            return
+        except OSError as exc:
+            self._fail(
+                TLSError(f"TLS handshake with {url.authority} failed: {_describe_os_error(exc)}"),
+                exc,
+            )
+            return
+        self._start_ws()
+
+    def _start_ws(self) -> None:
+        self._phase = "ws"
+        self._flush_session()
+
+    # Reading and writing.
+
+    def _read(self) -> None:
+        sock = self._sock
+        session = self._session
+        assert sock is not None
+        assert session is not None
+        self._more_to_read = False
+        total = 0
+        while True:
+            try:
+                data = sock.recv(_READ_CHUNK)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+                break
+            except ssl.SSLWantWriteError:
+                break
+            except OSError as exc:
+                self._lost(exc)
+                return
+            if not data:
+                session.receive_eof()
+                self._teardown()
+                self._collect()
+                return
+            session.receive_data(data)
+            self._flush_session()
+            if session.state is State.CLOSED:
+                self._teardown()
+                self._collect()
+                return
+            total += len(data)
+            if total >= _MAX_READ_PER_POLL:
+                self._more_to_read = True
+                break
+        self._collect()
+
+    def _flush_session(self) -> None:
+        session = self._session
+        assert session is not None
+        for chunk in session.data_to_send():
+            if chunk:
+                self._out.append(memoryview(chunk))
+                self._out_size += len(chunk)
+            else:
+                self._eof_pending = True
+        if self._phase == "ws":
+            if self._out:
+                self._flush()
+            if session.close_expected() and self._close_deadline is None:
+                timeout = self.config.close_timeout
+                self._close_deadline = None if timeout is None else time.monotonic() + timeout
+            if session.state is State.CLOSED:
+                self._teardown()
+        self._collect()
+
+    def _flush(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        out = self._out
+        while out:
+            chunk = out[0]
+            try:
+                sent = sock.send(chunk)
+            except (
+                BlockingIOError,
+                InterruptedError,
+                ssl.SSLWantWriteError,
+                ssl.SSLWantReadError,
+            ):
+                return
+            except OSError as exc:
+                self._lost(exc)
+                return
+            self._out_size -= sent
+            if sent == len(chunk):
+                out.popleft()
+            else:
+                out[0] = chunk[sent:]
+                return
+        if self._eof_pending and not isinstance(sock, ssl.SSLSocket):
+            self._eof_pending = False
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
+
+    # Endings.
+
+    def _check_timers(self) -> None:
+        session = self._session
+        if session is None or session.state is State.CLOSED:
+            return
+        now = time.monotonic()
+        deadline = self._connect_deadline
+        if deadline is not None and session.state is State.CONNECTING and now >= deadline:
+            step = {
+                "resolve": "resolving the host name",
+                "tcp": "TCP connect",
+                "tls": "TLS handshake",
+                "ws": "WebSocket handshake",
+            }.get(self._phase, self._phase)
+            seconds = self.config.connect_timeout or 0.0
+            self._fail(TimeoutError(f"connect ({step})", seconds), None)
+            return
+        deadline = self._close_deadline
+        if deadline is not None and now >= deadline:
+            seconds = self.config.close_timeout or 0.0
+            session.abort(TimeoutError("closing handshake", seconds))
+            self._teardown()
+            self._collect()
+
+    def _fail(self, exc: WebSocketError, cause: BaseException | None) -> None:
+        if cause is not None and exc.__cause__ is None:
+            exc.__cause__ = cause
+        session = self._session
+        assert session is not None
+        session.abort(exc)
+        self._teardown()
+        self._collect()
+
+    def _lost(self, exc: OSError) -> None:
+        err = ConnectionClosedError(1006, _describe_os_error(exc))
+        self._fail(err, exc)
+
+    def _teardown(self) -> None:
+        self._phase = "idle"
+        self._resolver = None
+        self._connect_deadline = None
+        self._close_deadline = None
+        sock = self._sock
+        if sock is not None:
+            self._set_socket(None)
+            sock.close()
+        self._out.clear()
+        self._out_size = 0
+        self._more_to_read = False
+
+    def _collect(self) -> None:
+        session = self._session
+        if session is not None:
+            events = session.events_received()
+            if events:
+                self.events.extend(events)
+                if session.state is State.OPEN:
+                    self._connect_deadline = None
+
+
+def _strerror(err: int) -> str:
+    return os.strerror(err)
