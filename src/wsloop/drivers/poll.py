@@ -39,14 +39,16 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import (
-    ConnectError,
-    ConnectionClosedError,
-    TimeoutError,
-    TLSError,
-    WebSocketError,
-)
+from ..exceptions import TimeoutError, WebSocketError
 from ..sansio import Session, State
+from ._common import (
+    connect_error,
+    connect_timeout,
+    connection_lost,
+    resolve_error,
+    ssl_context,
+    tls_error,
+)
 from .base import BaseDriver, Config
 
 if TYPE_CHECKING:
@@ -60,14 +62,6 @@ _HAS_POLL = hasattr(select, "poll")
 _RESOLVE_SLICE = 0.005
 
 
-def _ssl_context(config: Config) -> ssl.SSLContext:
-    if config.ssl is not None:
-        return config.ssl
-    ctx = ssl.create_default_context(cafile=config.cafile)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    return ctx
-
-
 def _is_ip_literal(host: str) -> bool:
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
@@ -76,16 +70,6 @@ def _is_ip_literal(host: str) -> bool:
             continue
         return True
     return False
-
-
-def _describe_os_error(exc: OSError) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is a server listening there?)"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset by the server"
-    if exc.strerror:
-        return exc.strerror[0].lower() + exc.strerror[1:]
-    return str(exc) or type(exc).__name__
 
 
 class _Resolver:
@@ -310,9 +294,7 @@ class PollDriver(BaseDriver):
         url = self._url
         assert url is not None
         if resolver.error is not None or not resolver.result:
-            exc = resolver.error
-            why = "no address found" if exc is None else _describe_os_error(exc)
-            self._fail(ConnectError(f"could not resolve host {url.host!r}: {why}"), exc)
+            self._fail(resolve_error(url.host, resolver.error))
             return
         self._addrs = resolver.result
         self._phase = "tcp"
@@ -337,9 +319,7 @@ class PollDriver(BaseDriver):
                 return
             sock.close()
             self._last_os_error = OSError(err, _strerror(err))
-        last = self._last_os_error
-        why = "no usable address" if last is None else _describe_os_error(last)
-        self._fail(ConnectError(f"could not connect to {url.authority}: {why}"), last)
+        self._fail(connect_error(url, self._last_os_error))
 
     def _set_socket(self, sock: socket.socket | None) -> None:
         old = self._sock
@@ -363,14 +343,14 @@ class PollDriver(BaseDriver):
         assert url is not None
         if url.secure:
             try:
-                ctx = _ssl_context(self.config)
+                ctx = ssl_context(self.config)
                 tls = ctx.wrap_socket(
                     sock, server_hostname=url.host, do_handshake_on_connect=False
                 )
             except (OSError, ValueError) as exc:
                 sock.close()
                 self._set_socket(None)
-                self._fail(TLSError(f"could not set up TLS for {url.authority}: {exc}"), exc)
+                self._fail(tls_error(url, exc))
                 return
             self._set_socket(tls)
             self._phase = "tls"
@@ -387,21 +367,8 @@ class PollDriver(BaseDriver):
             sock.do_handshake()
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
-        except ssl.SSLCertVerificationError as exc:
-            why = exc.verify_message or exc.reason or str(exc)
-            self._fail(
-                TLSError(f"TLS certificate verification failed for {url.host!r}: {why}"), exc
-            )
-            return
-        except ssl.SSLError as exc:
-            why = exc.reason or str(exc)
-            self._fail(TLSError(f"TLS handshake with {url.authority} failed: {why}"), exc)
-            return
-        except OSError as exc:
-            self._fail(
-                TLSError(f"TLS handshake with {url.authority} failed: {_describe_os_error(exc)}"),
-                exc,
-            )
+        except OSError as exc:  # ssl.SSLError included
+            self._fail(tls_error(url, exc))
             return
         self._start_ws()
 
@@ -503,14 +470,7 @@ class PollDriver(BaseDriver):
         now = time.monotonic()
         deadline = self._connect_deadline
         if deadline is not None and session.state is State.CONNECTING and now >= deadline:
-            step = {
-                "resolve": "resolving the host name",
-                "tcp": "TCP connect",
-                "tls": "TLS handshake",
-                "ws": "WebSocket handshake",
-            }.get(self._phase, self._phase)
-            seconds = self.config.connect_timeout or 0.0
-            self._fail(TimeoutError(f"connect ({step})", seconds), None)
+            self._fail(connect_timeout(self._phase, self.config.connect_timeout))
             return
         deadline = self._close_deadline
         if deadline is not None and now >= deadline:
@@ -519,9 +479,7 @@ class PollDriver(BaseDriver):
             self._teardown()
             self._collect()
 
-    def _fail(self, exc: WebSocketError, cause: BaseException | None) -> None:
-        if cause is not None and exc.__cause__ is None:
-            exc.__cause__ = cause
+    def _fail(self, exc: WebSocketError) -> None:
         session = self._session
         assert session is not None
         session.abort(exc)
@@ -529,8 +487,7 @@ class PollDriver(BaseDriver):
         self._collect()
 
     def _lost(self, exc: OSError) -> None:
-        err = ConnectionClosedError(1006, _describe_os_error(exc))
-        self._fail(err, exc)
+        self._fail(connection_lost(exc))
 
     def _teardown(self) -> None:
         self._phase = "idle"
