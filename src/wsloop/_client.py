@@ -67,15 +67,25 @@ def validate_close(code: int, reason: str) -> None:
         raise ValueError(f"close reason must be at most 123 bytes in UTF-8, not {size}")
 
 
-def _make_driver(driver: str | type[BaseDriver] | None, config: Config) -> BaseDriver:
+def _make_driver(
+    driver: str | type[BaseDriver] | None, config: Config, deliver: str | None
+) -> BaseDriver:
     if driver is None:
         driver = "browser" if sys.platform == "emscripten" else "poll"
     if isinstance(driver, str):
         if driver == "poll":
+            if deliver not in (None, "caller"):
+                raise ValueError("the poll driver always delivers events in poll()")
             from .drivers.poll import PollDriver
 
             return PollDriver(config)
-        raise ValueError(f"unknown driver {driver!r}; available: 'poll'")
+        if driver == "thread":
+            from .drivers.thread import ThreadDriver
+
+            if deliver not in (None, "thread", "caller"):
+                raise ValueError(f"deliver must be 'thread' or 'caller', not {deliver!r}")
+            return ThreadDriver(config, "caller" if deliver == "caller" else "thread")
+        raise ValueError(f"unknown driver {driver!r}; available: 'poll', 'thread'")
     if isinstance(driver, type) and issubclass(driver, BaseDriver):
         return driver(config)
     raise TypeError(f"driver must be a name or a BaseDriver subclass, not {driver!r}")
@@ -114,8 +124,12 @@ class WebSocket:
         binary_data: a :class:`BinaryData` that every binary message is
             written into before ``on_binary_message`` runs, like the Binary
             Data object of the Construct plugin.
-        driver: where the I/O runs: ``"poll"`` (the default on the desktop),
-            or a :class:`~wsloop.drivers.base.BaseDriver` subclass.
+        driver: where the I/O runs: ``"poll"`` (the default on the desktop:
+            inside :meth:`poll`), ``"thread"`` (a background thread), or a
+            :class:`~wsloop.drivers.base.BaseDriver` subclass.
+        deliver: with ``driver="thread"``, where handlers run: ``"thread"``
+            (the I/O thread, the default) or ``"caller"`` (queued until
+            :meth:`poll` runs them on the calling thread).
     """
 
     on_opened: Callable[[Opened], object] | None
@@ -148,6 +162,7 @@ class WebSocket:
         binary_data: BinaryData | None = None,
         # I/O
         driver: str | type[BaseDriver] | None = None,
+        deliver: str | None = None,
     ) -> None:
         if compression not in ("deflate", None):
             raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
@@ -175,7 +190,8 @@ class WebSocket:
             cafile=cafile,
             user_agent=user_agent,
         )
-        self._driver = _make_driver(driver, self._config)
+        self._driver = _make_driver(driver, self._config, deliver)
+        self._driver.dispatcher = self._dispatch
         self.binary_data = binary_data
         """The :class:`BinaryData` that binary messages are written into, or ``None``."""
         self.on_opened = None
@@ -190,6 +206,7 @@ class WebSocket:
         self._message_text = ""
         self._protocol = ""
         self._dispatching = False
+        self._active = False  # between connect() and the dispatch of its Closed
 
     # Registration.
 
@@ -257,6 +274,7 @@ class WebSocket:
         self._close_reason = ""
         self._error_msg = ""
         self._protocol = ""
+        self._active = True
         self._driver.connect(parsed, protocols)
 
     def send_text(self, text: str) -> bool:
@@ -326,11 +344,18 @@ class WebSocket:
             The number of triggers fired.
 
         A handler's exception propagates out of ``poll()``; the events not yet
-        dispatched stay queued for the next call.
+        dispatched stay queued for the next call. With the thread driver
+        delivering on its own thread, ``poll()`` fires nothing: it raises what
+        a handler raised there, if anything.
         """
         if self._dispatching:
             raise RuntimeError("poll() called from inside an event handler")
         driver = self._driver
+        if driver.delivers_itself:
+            driver.raise_handler_error()
+            if timeout:
+                driver.wait_until(lambda: not self._active, timeout)
+            return 0
         if not driver.events:
             driver.poll(timeout)
         return self._dispatch_pending()
@@ -366,6 +391,8 @@ class WebSocket:
             assert isinstance(event, Closed)
             self._close_code = event.code
             self._close_reason = event.reason
+            # A connect() from the handler starts the next connection.
+            self._active = False
             handler = self.on_closed
         if handler is not None:
             handler(event)
@@ -389,18 +416,29 @@ class WebSocket:
         self._wait(until_open=False, timeout=None)
 
     def _wait(self, *, until_open: bool, timeout: float | None) -> bool:
+        def done() -> bool:
+            return not self._active or (until_open and self.is_open)
+
         end = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if until_open and self.is_open:
-                return True
-            if self.is_closed:
-                return not until_open
+        driver = self._driver
+        while not done():
             wait = None
             if end is not None:
                 wait = end - time.monotonic()
                 if wait <= 0:
-                    return False
-            self.poll(wait)
+                    break
+            if driver.delivers_itself:
+                driver.wait_until(done, wait)
+            else:
+                self.poll(wait)
+        if until_open:
+            return self.is_open
+        if not self._active and driver.delivers_itself:
+            # The I/O thread ends right after delivering on_closed.
+            join = getattr(driver, "join", None)
+            if join is not None:
+                join(1.0)
+        return not self._active
 
     # Conditions.
 
@@ -416,9 +454,8 @@ class WebSocket:
 
     @property
     def is_closed(self) -> bool:
-        """True before the first ``connect()`` and after ``on_closed`` fired."""
-        state = self._driver.state
-        return (state is None or state is State.CLOSED) and not self._driver.events
+        """True before the first ``connect()`` and once ``on_closed`` has fired."""
+        return not self._active
 
     @property
     def state(self) -> State | None:

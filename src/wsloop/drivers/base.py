@@ -19,6 +19,7 @@ from ..sansio import DEFAULT_MAX_MESSAGE_SIZE, State
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Callable
 
     from .._url import URL
     from ..events import Event
@@ -107,3 +108,20 @@ class BaseDriver(abc.ABC):
     def fileno(self) -> int:
         """The socket's file descriptor, or -1 when there is none."""
         return -1
+
+    # Drivers that run handlers themselves (on their own thread) override these.
+
+    dispatcher: Callable[[Event], None] | None = None
+    """Set by the façade: runs the handler of one event."""
+
+    @property
+    def delivers_itself(self) -> bool:
+        """True when the driver calls :attr:`dispatcher` itself, off the caller's thread."""
+        return False
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        """Block until ``predicate()`` holds after a delivery (drivers that deliver)."""
+        raise NotImplementedError
+
+    def raise_handler_error(self) -> None:  # noqa: B027 - a no-op unless overridden
+        """Raise an exception that a handler raised on another thread, if any."""

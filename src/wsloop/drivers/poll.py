@@ -37,7 +37,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..exceptions import TimeoutError, WebSocketError
 from ..sansio import Session, State
@@ -52,9 +52,13 @@ from ._common import (
 from .base import BaseDriver, Config
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .._url import URL
 
 __all__ = ["PollDriver"]
+
+T = TypeVar("T")
 
 _READ_CHUNK = 256 * 1024
 _MAX_READ_PER_POLL = 4 * 2**20
@@ -112,6 +116,8 @@ class PollDriver(BaseDriver):
         self._eof_pending = False
         self._more_to_read = False
         self._poller: Any = None
+        self._wake_fd = -1
+        """A descriptor whose readability ends a wait early (-1: none)."""
 
     # What the façade reads.
 
@@ -243,7 +249,8 @@ class PollDriver(BaseDriver):
             resolver = self._resolver
             assert resolver is not None
             if wait is None or wait > 0:
-                resolver.done.wait(_RESOLVE_SLICE if wait is None else min(wait, _RESOLVE_SLICE))
+                slice_ = _RESOLVE_SLICE if wait is None else min(wait, _RESOLVE_SLICE)
+                self._block(resolver.done.wait, slice_)
             if resolver.done.is_set():
                 self._resolved(resolver)
         elif phase in ("tcp", "tls", "ws"):
@@ -264,28 +271,50 @@ class PollDriver(BaseDriver):
         self._check_timers()
 
     def _wait(self, wait: float | None) -> tuple[bool, bool]:
+        """Wait up to ``wait`` seconds for the socket; return (readable, writable)."""
         sock = self._sock
         if sock is None:
             return False, False
         want_write = self._phase == "tcp" or bool(self._out)
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True, want_write
+        fd = sock.fileno()
+        wake = self._wake_fd
         if _HAS_POLL:
             poller = self._poller
             if poller is None:
                 poller = self._poller = select.poll()
-                poller.register(sock.fileno(), select.POLLIN)
+                poller.register(fd, select.POLLIN)
+                if wake >= 0:
+                    poller.register(wake, select.POLLIN)
             mask = select.POLLIN | select.POLLOUT if want_write else select.POLLIN
-            poller.modify(sock.fileno(), mask)
+            poller.modify(fd, mask)
             ms = -1 if wait is None else int(wait * 1000 + 0.999)
-            ready = poller.poll(ms)
-            if not ready:
+            ready = poller.poll(ms) if ms == 0 else self._block(poller.poll, ms)
+            if self._sock is not sock:  # replaced while the lock was released
                 return False, False
-            flags = ready[0][1]
+            flags = 0
+            for ready_fd, ready_flags in ready:
+                if ready_fd == fd:
+                    flags = ready_flags
+                else:
+                    self._drain_wake()
             err = select.POLLERR | select.POLLHUP
             return bool(flags & (select.POLLIN | err)), bool(flags & (select.POLLOUT | err))
-        r, w, _ = select.select([sock], [sock] if want_write else [], [], wait)
-        return bool(r), bool(w)
+        rlist: list[Any] = [sock] if wake < 0 else [sock, wake]
+        r, w, _ = self._block(select.select, rlist, [sock] if want_write else [], [], wait)
+        if self._sock is not sock:
+            return False, False
+        if wake >= 0 and wake in r:
+            self._drain_wake()
+        return sock in r, bool(w)
+
+    def _block(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a call that may block. The thread driver releases its lock here."""
+        return fn(*args)
+
+    def _drain_wake(self) -> None:
+        """Consume the wake-up signal; the thread driver overrides it."""
 
     # Phases.
 
