@@ -25,6 +25,7 @@ thread, so interpreter exit never waits for it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -53,11 +54,15 @@ Deliver = Literal["thread", "caller"]
 class _LockedPollDriver(PollDriver):
     """The poll machinery, releasing its owner's lock while it blocks."""
 
-    def __init__(self, config: Config, lock: threading.Lock, wake_r: socket.socket) -> None:
+    def __init__(self, config: Config, lock: threading.Lock) -> None:
         super().__init__(config)
         self._lock = lock
+        self._wake_r: socket.socket | None = None
+
+    def set_wake_socket(self, wake_r: socket.socket | None) -> None:
         self._wake_r = wake_r
-        self._wake_fd = wake_r.fileno()
+        self._wake_fd = -1 if wake_r is None else wake_r.fileno()
+        self._poller = None  # rebuilt with the new descriptor
 
     def _block(self, fn: Callable[..., T], *args: Any) -> T:
         self._lock.release()
@@ -67,8 +72,11 @@ class _LockedPollDriver(PollDriver):
             self._lock.acquire()
 
     def _drain_wake(self) -> None:
+        wake_r = self._wake_r
+        if wake_r is None:
+            return
         try:
-            while self._wake_r.recv(4096):
+            while wake_r.recv(4096):
                 pass
         except (BlockingIOError, InterruptedError):
             pass
@@ -91,10 +99,8 @@ class ThreadDriver(BaseDriver):
         """Where handlers run: ``"thread"`` or ``"caller"``."""
         self._lock = threading.Lock()
         self._cond = threading.Condition()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._io = _LockedPollDriver(config, self._lock, self._wake_r)
+        self._wake_w: socket.socket | None = None
+        self._io = _LockedPollDriver(config, self._lock)
         self._thread: threading.Thread | None = None
         self.dispatcher: Callable[[Event], None] | None = None
         """Set by the façade: runs the handler of one event (``deliver="thread"``)."""
@@ -133,6 +139,12 @@ class ThreadDriver(BaseDriver):
         with self._lock:
             self._io.connect(url, subprotocols)
             if self._thread is None:
+                # A socket pair wakes the I/O thread from its wait when the
+                # application sends or closes; it lives as long as the thread.
+                wake_r, self._wake_w = socket.socketpair()
+                wake_r.setblocking(False)
+                self._wake_w.setblocking(False)
+                self._io.set_wake_socket(wake_r)
                 self._thread = threading.Thread(target=self._run, name="wsloop-io", daemon=True)
                 self._thread.start()
         self._wake()
@@ -200,12 +212,12 @@ class ThreadDriver(BaseDriver):
     # The I/O thread.
 
     def _wake(self) -> None:
-        try:
-            self._wake_w.send(b"\0")
-        except (BlockingIOError, InterruptedError):
-            pass  # a wake-up is already pending
-        except OSError:
-            pass
+        wake_w = self._wake_w
+        if wake_w is None:
+            return
+        # OSError: full (a wake-up is pending already) or closed (the thread ended).
+        with contextlib.suppress(OSError):
+            wake_w.send(b"\0")
 
     def _run(self) -> None:
         io = self._io
@@ -215,6 +227,12 @@ class ThreadDriver(BaseDriver):
             while True:
                 if io._phase == "idle" and not io.events:
                     self._thread = None
+                    wake_r, wake_w = io._wake_r, self._wake_w
+                    io.set_wake_socket(None)
+                    self._wake_w = None
+                    for sock in (wake_r, wake_w):
+                        if sock is not None:
+                            sock.close()
                     break
                 deadline = io._next_deadline()
                 wait = None if deadline is None else max(0.0, deadline - time.monotonic())
