@@ -114,6 +114,11 @@ class WebSocket:
             WebSocket handshake together; ``None`` waits forever.
         close_timeout: seconds to wait for the server to finish the closing
             handshake; ``None`` waits forever.
+        ping_interval: seconds between keepalive pings on an open connection;
+            ``None`` sends none.
+        ping_timeout: seconds to wait for the pong; when it does not come,
+            the connection fails with "keepalive timeout" and 1006. ``None``
+            waits forever.
         ssl: an :class:`ssl.SSLContext` for ``wss://``; by default one that
             verifies certificates and host names against the system's CAs.
         cafile: a PEM file of CA certificates to trust instead of the
@@ -155,6 +160,9 @@ class WebSocket:
         # Timeouts
         connect_timeout: float | None = 10.0,
         close_timeout: float | None = 5.0,
+        # Keepalive
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
         # TLS
         ssl: _ssl.SSLContext | None = None,
         cafile: str | None = None,
@@ -171,6 +179,8 @@ class WebSocket:
         for name, value in (
             ("connect_timeout", connect_timeout),
             ("close_timeout", close_timeout),
+            ("ping_interval", ping_interval),
+            ("ping_timeout", ping_timeout),
         ):
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive or None")
@@ -186,6 +196,8 @@ class WebSocket:
             headers=tuple(pairs),
             connect_timeout=connect_timeout,
             close_timeout=close_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
             ssl=ssl,
             cafile=cafile,
             user_agent=user_agent,
@@ -493,6 +505,11 @@ class WebSocket:
     def url(self) -> str:
         """The URL given to the last ``connect()``."""
         return self._url
+
+    @property
+    def latency(self) -> float | None:
+        """Round-trip time of the last keepalive ping, in seconds (``None`` until one)."""
+        return self._driver.latency
 
     @property
     def buffered_amount(self) -> int:

@@ -126,11 +126,17 @@ class TimeoutError(WebSocketError, builtins.TimeoutError):
     def __init__(self, phase: str, seconds: float) -> None:
         super().__init__(phase, seconds)
         self.phase = phase
-        """Which phase timed out: ``"connect"`` or ``"close"``, with the step."""
+        """What timed out: ``"connect (TLS handshake)"`` and the other connect
+        steps, ``"closing handshake"`` or ``"keepalive"``."""
         self.seconds = seconds
         """The timeout that expired, in seconds."""
 
     def __str__(self) -> str:
+        if self.phase == "keepalive":
+            return (
+                f"keepalive timeout: no pong within {self.seconds:g} s "
+                "(the server or the network stopped answering)"
+            )
         return f"{self.phase} timed out after {self.seconds:g} s"
 
 

@@ -154,7 +154,8 @@ def test_handler_exception_is_logged_and_raised_in_the_app_thread(
     ws.on_error = errors.append
 
     def on_text(e: wsloop.TextMessage) -> None:
-        raise ZeroDivisionError("bug in the handler")
+        if e.text == "boom":
+            raise ZeroDivisionError("bug in the handler")
 
     ws.on_text_message = on_text
     with caplog.at_level(logging.ERROR, logger="wsloop.client"):

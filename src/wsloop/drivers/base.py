@@ -44,6 +44,9 @@ class Config:
     # Timeouts, in seconds; None disables
     connect_timeout: float | None = 10.0
     close_timeout: float | None = 5.0
+    # Keepalive, in seconds; None disables
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
     # TLS
     ssl: ssl.SSLContext | None = None
     cafile: str | None = None
@@ -76,6 +79,11 @@ class BaseDriver(abc.ABC):
     @abc.abstractmethod
     def buffered_amount(self) -> int:
         """Bytes accepted by ``send_*`` but not yet written to the network."""
+
+    @property
+    def latency(self) -> float | None:
+        """Round-trip time of the last keepalive ping, in seconds, if known."""
+        return None
 
     @abc.abstractmethod
     def connect(self, url: URL, subprotocols: tuple[str, ...]) -> None:

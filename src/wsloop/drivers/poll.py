@@ -49,6 +49,7 @@ from ._common import (
     ssl_context,
     tls_error,
 )
+from ._keepalive import Keepalive
 from .base import BaseDriver, Config
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ class PollDriver(BaseDriver):
         self._poller: Any = None
         self._wake_fd = -1
         """A descriptor whose readability ends a wait early (-1: none)."""
+        self._keepalive = Keepalive(config.ping_interval, config.ping_timeout)
 
     # What the façade reads.
 
@@ -239,7 +241,11 @@ class PollDriver(BaseDriver):
                 return
 
     def _next_deadline(self) -> float | None:
-        deadlines = [d for d in (self._connect_deadline, self._close_deadline) if d is not None]
+        deadlines = [
+            d
+            for d in (self._connect_deadline, self._close_deadline, self._keepalive.deadline())
+            if d is not None
+        ]
         return min(deadlines) if deadlines else None
 
     def _step(self, wait: float | None) -> None:
@@ -507,6 +513,15 @@ class PollDriver(BaseDriver):
             session.abort(TimeoutError("closing handshake", seconds))
             self._teardown()
             self._collect()
+            return
+        if session.state is State.OPEN:
+            action = self._keepalive.tick(now)
+            if action is not None:
+                if action[0] == "ping":
+                    session.send_ping(action[1])
+                    self._flush_session()
+                else:
+                    self._fail(TimeoutError("keepalive", self.config.ping_timeout or 0.0))
 
     def _fail(self, exc: WebSocketError) -> None:
         session = self._session
@@ -519,6 +534,7 @@ class PollDriver(BaseDriver):
         self._fail(connection_lost(exc))
 
     def _teardown(self) -> None:
+        self._keepalive.stop()
         self._phase = "idle"
         self._resolver = None
         self._connect_deadline = None
@@ -533,12 +549,27 @@ class PollDriver(BaseDriver):
 
     def _collect(self) -> None:
         session = self._session
-        if session is not None:
-            events = session.events_received()
-            if events:
-                self.events.extend(events)
-                if session.state is State.OPEN:
-                    self._connect_deadline = None
+        if session is None:
+            return
+        pongs = session.pongs_received
+        if pongs:
+            now = time.monotonic()
+            for payload in pongs:
+                self._keepalive.pong(payload, now)
+            pongs.clear()
+        events = session.events_received()
+        if events:
+            self.events.extend(events)
+            if self._connect_deadline is not None and session.state is State.OPEN:
+                self._connect_deadline = None
+                self._keepalive.start(time.monotonic())
+            elif session.state is not State.OPEN:
+                self._keepalive.stop()
+
+    @property
+    def latency(self) -> float | None:
+        """Round-trip time of the last keepalive ping, in seconds."""
+        return self._keepalive.latency
 
 
 def _strerror(err: int) -> str:

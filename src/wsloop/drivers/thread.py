@@ -124,6 +124,10 @@ class ThreadDriver(BaseDriver):
         return self._io.fileno()
 
     @property
+    def latency(self) -> float | None:
+        return self._io.latency
+
+    @property
     def thread(self) -> threading.Thread | None:
         """The I/O thread while a connection is active, else ``None``."""
         return self._thread
