@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from ._binary import BinaryData
 from ._client import WebSocket, is_supported, validate_close
+from ._reconnect import Reconnect
 from ._url import URL, parse_url
 from ._version import __version__
-from .events import BinaryMessage, Closed, Error, Event, Opened, TextMessage
+from .events import BinaryMessage, Closed, Error, Event, Opened, Reconnecting, TextMessage
 from .exceptions import (
     ConcurrencyError,
     ConnectError,
@@ -58,6 +59,8 @@ __all__ = [
     "NegotiationError",
     "Opened",
     "ProtocolError",
+    "Reconnect",
+    "Reconnecting",
     "Session",
     "State",
     "TLSError",

@@ -9,22 +9,31 @@ from __future__ import annotations
 
 import ssl as _ssl
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._binary import BinaryData
 from ._engine import header_items
-from ._url import parse_url
+from ._reconnect import Outbox, Reconnect, ReconnectState
+from ._url import URL, parse_url
 from .drivers.base import DEFAULT_USER_AGENT, BaseDriver, Config
-from .events import BinaryMessage, Closed, Error, Event, Opened, TextMessage
+from .events import BinaryMessage, Closed, Error, Event, Opened, Reconnecting, TextMessage
 from .sansio import DEFAULT_MAX_MESSAGE_SIZE, State
 
 __all__ = ["WebSocket", "is_supported", "validate_close"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_HANDLERS = ("on_opened", "on_closed", "on_error", "on_text_message", "on_binary_message")
+_HANDLERS = (
+    "on_opened",
+    "on_closed",
+    "on_error",
+    "on_text_message",
+    "on_binary_message",
+    "on_reconnecting",
+)
 
 
 def is_supported() -> bool:
@@ -129,6 +138,9 @@ class WebSocket:
         binary_data: a :class:`BinaryData` that every binary message is
             written into before ``on_binary_message`` runs, like the Binary
             Data object of the Construct plugin.
+        reconnect: off by default, as in the plugin. ``True`` or a
+            :class:`Reconnect` retries a dropped connection with exponential
+            backoff; ``on_reconnecting`` fires before each retry.
         driver: where the I/O runs: ``"poll"`` (the default on the desktop:
             inside :meth:`poll`), ``"thread"`` (a background thread), or a
             :class:`~wsloop.drivers.base.BaseDriver` subclass.
@@ -147,6 +159,8 @@ class WebSocket:
     """On text message: called with :class:`TextMessage`."""
     on_binary_message: Callable[[BinaryMessage], object] | None
     """On binary message: called with :class:`BinaryMessage`."""
+    on_reconnecting: Callable[[Reconnecting], object] | None
+    """With ``reconnect`` on: called with :class:`Reconnecting` before each retry."""
 
     def __init__(
         self,
@@ -168,6 +182,8 @@ class WebSocket:
         cafile: str | None = None,
         # Messages
         binary_data: BinaryData | None = None,
+        # Reconnection
+        reconnect: bool | Reconnect | None = None,
         # I/O
         driver: str | type[BaseDriver] | None = None,
         deliver: str | None = None,
@@ -211,6 +227,23 @@ class WebSocket:
         self.on_error = None
         self.on_text_message = None
         self.on_binary_message = None
+        self.on_reconnecting = None
+        if reconnect is True:
+            reconnect = Reconnect()
+        if (
+            reconnect is not None
+            and reconnect is not False
+            and not isinstance(reconnect, Reconnect)
+        ):
+            raise TypeError("reconnect must be a bool or a wsloop.Reconnect")
+        self._reconnect = ReconnectState(reconnect) if reconnect else None
+        self._outbox = Outbox(reconnect.outbox) if reconnect and reconnect.outbox else None
+        self._outbox_lock = threading.Lock()
+        self._reconnect_at: float | None = None
+        self._reconnect_timer: threading.Timer | None = None
+        self._user_closed = False
+        self._parsed_url: URL | None = None
+        self._protocols: tuple[str, ...] = ()
         self._url = ""
         self._close_code = 0
         self._close_reason = ""
@@ -281,6 +314,12 @@ class WebSocket:
                 raise ValueError(f"invalid subprotocol name {name!r}: it must be an HTTP token")
         if len(set(protocols)) != len(protocols):
             raise ValueError(f"subprotocol names repeat: {protocols!r}")
+        self._cancel_reconnect()
+        if self._reconnect is not None:
+            self._reconnect.attempt = 0
+        self._user_closed = False
+        self._parsed_url = parsed
+        self._protocols = protocols
         self._url = url
         self._close_code = 0
         self._close_reason = ""
@@ -299,6 +338,8 @@ class WebSocket:
         """
         if not isinstance(text, str):
             raise TypeError(f"send_text() takes a str, not {type(text).__name__}")
+        if self._outbox is not None:
+            return self._send_or_keep(text)
         return self._driver.send_text(text)
 
     def send_binary(self, data: bytes | bytearray | memoryview | BinaryData) -> bool:
@@ -319,7 +360,33 @@ class WebSocket:
                 f"send_binary() takes bytes, bytearray, memoryview or BinaryData, "
                 f"not {type(data).__name__}"
             )
+        if self._outbox is not None:
+            return self._send_or_keep(bytes(payload))
         return self._driver.send_binary(payload)
+
+    def _send_or_keep(self, message: str | bytes) -> bool:
+        """With an outbox: send if open (after what waits), else keep it."""
+        outbox = self._outbox
+        assert outbox is not None
+        with self._outbox_lock:
+            if self._driver.state is State.OPEN:
+                self._flush_outbox()
+                if isinstance(message, str):
+                    return self._driver.send_text(message)
+                return self._driver.send_binary(message)
+            if not self._active or self._user_closed:
+                return False
+            return outbox.put(message)
+
+    def _flush_outbox(self) -> None:
+        outbox = self._outbox
+        if outbox is None or not len(outbox):
+            return
+        for item in outbox.take():
+            if isinstance(item, str):
+                self._driver.send_text(item)
+            else:
+                self._driver.send_binary(item)
 
     def ping(self, data: bytes = b"") -> bool:
         """Send a ping if the connection is open; return whether it was sent."""
@@ -340,6 +407,13 @@ class WebSocket:
                 longer than 123 bytes in UTF-8.
         """
         validate_close(code, reason)
+        self._user_closed = True
+        if self._outbox is not None:
+            with self._outbox_lock:
+                self._outbox.clear()
+        if self._cancel_reconnect():
+            # Between two attempts: nothing is connected, the session ends here.
+            self._active = False
         self._driver.close(code, reason)
 
     # The loop.
@@ -368,6 +442,13 @@ class WebSocket:
             if timeout:
                 driver.wait_until(lambda: not self._active, timeout)
             return 0
+        at = self._reconnect_at
+        if at is not None:
+            now = time.monotonic()
+            if now >= at:
+                self._start_retry()
+            elif timeout is None or now + timeout > at:
+                timeout = at - now
         if not driver.events:
             driver.poll(timeout)
         return self._dispatch_pending()
@@ -395,19 +476,69 @@ class WebSocket:
             handler = self.on_binary_message
         elif cls is Opened:
             self._protocol = event.subprotocol or ""  # type: ignore[union-attr]
+            if self._reconnect is not None:
+                self._reconnect.opened()
+                with self._outbox_lock:
+                    self._flush_outbox()
             handler = self.on_opened
         elif cls is Error:
             self._error_msg = event.message  # type: ignore[union-attr]
+            if self._reconnect is not None:
+                self._reconnect.error(event)  # type: ignore[arg-type]
             handler = self.on_error
+        elif cls is Reconnecting:
+            handler = self.on_reconnecting
         else:
             assert isinstance(event, Closed)
             self._close_code = event.code
             self._close_reason = event.reason
-            # A connect() from the handler starts the next connection.
-            self._active = False
+            delay = None
+            if self._reconnect is not None:
+                delay = self._reconnect.closed(event, user_closed=self._user_closed)
+            if delay is None:
+                # A connect() from the handler starts the next connection.
+                self._active = False
+                if self._outbox is not None:
+                    with self._outbox_lock:
+                        self._outbox.clear()
             handler = self.on_closed
+            if delay is not None:
+                assert self._reconnect is not None
+                self._schedule_retry(delay)
+                if handler is not None:
+                    handler(event)
+                self._dispatch(Reconnecting(self._reconnect.attempt, delay))
+                return
         if handler is not None:
             handler(event)
+
+    # Reconnection timers: a threading.Timer when the driver delivers on its
+    # own thread, else a deadline checked by poll().
+
+    def _schedule_retry(self, delay: float) -> None:
+        if self._driver.delivers_itself:
+            timer = threading.Timer(delay, self._start_retry)
+            timer.daemon = True
+            self._reconnect_timer = timer
+            timer.start()
+        else:
+            self._reconnect_at = time.monotonic() + delay
+
+    def _cancel_reconnect(self) -> bool:
+        """Cancel a pending retry; return whether one was pending."""
+        pending = self._reconnect_at is not None or self._reconnect_timer is not None
+        self._reconnect_at = None
+        timer, self._reconnect_timer = self._reconnect_timer, None
+        if timer is not None:
+            timer.cancel()
+        return pending
+
+    def _start_retry(self) -> None:
+        self._reconnect_at = None
+        self._reconnect_timer = None
+        if self._user_closed or self._parsed_url is None:
+            return
+        self._driver.connect(self._parsed_url, self._protocols)
 
     def wait_open(self, timeout: float | None = None) -> bool:
         """Poll until the connection is open (True) or has ended (False).
@@ -463,6 +594,11 @@ class WebSocket:
     def is_open(self) -> bool:
         """Is open: true while the connection is open for messages."""
         return self._driver.state is State.OPEN
+
+    @property
+    def is_reconnecting(self) -> bool:
+        """True while waiting to retry a dropped connection (``reconnect`` on)."""
+        return self._reconnect_at is not None or self._reconnect_timer is not None
 
     @property
     def is_closed(self) -> bool:

@@ -34,6 +34,7 @@ __all__ = [
     "Error",
     "Event",
     "Opened",
+    "Reconnecting",
     "TextMessage",
     "handler_name",
 ]
@@ -99,7 +100,23 @@ class Closed:
     """True when the close handshake completed."""
 
 
-Event: TypeAlias = Opened | TextMessage | BinaryMessage | Error | Closed
+@final
+@dataclass(frozen=True, slots=True)
+class Reconnecting:
+    """With reconnection on: the connection closed and will be tried again.
+
+    Comes right after :class:`Closed`; the next attempt starts ``delay``
+    seconds later and brings :class:`Opened` again, or another
+    :class:`Error` and :class:`Closed`.
+    """
+
+    attempt: int
+    """1 for the first retry after a drop, then 2, 3..."""
+    delay: float
+    """Seconds until the attempt starts."""
+
+
+Event: TypeAlias = Opened | TextMessage | BinaryMessage | Error | Closed | Reconnecting
 """Any event a WebSocket delivers."""
 
 
@@ -109,6 +126,7 @@ _HANDLER_NAMES: dict[type[Event], str] = {
     BinaryMessage: "on_binary_message",
     Error: "on_error",
     Closed: "on_closed",
+    Reconnecting: "on_reconnecting",
 }
 
 
