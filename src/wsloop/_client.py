@@ -119,6 +119,13 @@ class WebSocket:
         max_message_size: the largest message accepted from the server, in
             bytes; a larger one fails the connection with 1009. ``None``
             removes the limit.
+        max_queue: how many received events may wait for the application
+            before wsloop stops reading from the socket (TCP flow control
+            then slows the server); ``None``: no limit.
+        max_buffered_amount: while more than this many bytes wait to be
+            written, ``send_*`` refuse new messages (return ``False``, with a
+            warning in the log) instead of growing without bound; ``None``:
+            no limit.
         connect_timeout: seconds for the name lookup, TCP, TLS and the
             WebSocket handshake together; ``None`` waits forever.
         close_timeout: seconds to wait for the server to finish the closing
@@ -174,6 +181,9 @@ class WebSocket:
         # Timeouts
         connect_timeout: float | None = 10.0,
         close_timeout: float | None = 5.0,
+        # Limits
+        max_queue: int | None = 1024,
+        max_buffered_amount: int | None = 16 * 2**20,
         # Keepalive
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
@@ -190,8 +200,13 @@ class WebSocket:
     ) -> None:
         if compression not in ("deflate", None):
             raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
-        if max_message_size is not None and max_message_size <= 0:
-            raise ValueError("max_message_size must be positive or None")
+        for name, limit in (
+            ("max_message_size", max_message_size),
+            ("max_queue", max_queue),
+            ("max_buffered_amount", max_buffered_amount),
+        ):
+            if limit is not None and limit <= 0:
+                raise ValueError(f"{name} must be positive or None")
         for name, value in (
             ("connect_timeout", connect_timeout),
             ("close_timeout", close_timeout),
@@ -214,6 +229,8 @@ class WebSocket:
             close_timeout=close_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
+            max_queue=max_queue,
+            max_buffered_amount=max_buffered_amount,
             ssl=ssl,
             cafile=cafile,
             user_agent=user_agent,
@@ -463,6 +480,8 @@ class WebSocket:
                 count += 1
         finally:
             self._dispatching = False
+            if count:
+                self._driver.events_taken()
         return count
 
     def _dispatch(self, event: Event) -> None:

@@ -44,6 +44,9 @@ class Config:
     # Timeouts, in seconds; None disables
     connect_timeout: float | None = 10.0
     close_timeout: float | None = 5.0
+    # Limits; None disables
+    max_queue: int | None = 1024
+    max_buffered_amount: int | None = 16 * 2**20
     # Keepalive, in seconds; None disables
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
@@ -130,6 +133,9 @@ class BaseDriver(abc.ABC):
     def wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         """Block until ``predicate()`` holds after a delivery (drivers that deliver)."""
         raise NotImplementedError
+
+    def events_taken(self) -> None:  # noqa: B027 - a no-op unless overridden
+        """The façade took events from :attr:`events`: reading may resume."""
 
     def raise_handler_error(self) -> None:  # noqa: B027 - a no-op unless overridden
         """Raise an exception that a handler raised on another thread, if any."""

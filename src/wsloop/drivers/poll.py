@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import select
 import socket
@@ -58,6 +59,8 @@ if TYPE_CHECKING:
     from .._url import URL
 
 __all__ = ["PollDriver"]
+
+logger = logging.getLogger("wsloop.client")
 
 T = TypeVar("T")
 
@@ -120,6 +123,7 @@ class PollDriver(BaseDriver):
         self._wake_fd = -1
         """A descriptor whose readability ends a wait early (-1: none)."""
         self._keepalive = Keepalive(config.ping_interval, config.ping_timeout)
+        self._warned_full = False
 
     # What the façade reads.
 
@@ -181,17 +185,40 @@ class PollDriver(BaseDriver):
 
     def send_text(self, text: str) -> bool:
         session = self._session
-        if session is None or not session.send_text(text):
+        if session is None or self._send_buffer_full() or not session.send_text(text):
             return False
         self._flush_session()
         return True
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> bool:
         session = self._session
-        if session is None or not session.send_binary(data):
+        if session is None or self._send_buffer_full() or not session.send_binary(data):
             return False
         self._flush_session()
         return True
+
+    def _send_buffer_full(self) -> bool:
+        limit = self.config.max_buffered_amount
+        if limit is None or self._out_size < limit:
+            self._warned_full = False
+            return False
+        if not self._warned_full:
+            self._warned_full = True
+            logger.warning(
+                "send buffer full (%d bytes wait for the network, max_buffered_amount=%d): "
+                "messages are not sent until it drains",
+                self._out_size,
+                limit,
+            )
+        return True
+
+    def _inbound_full(self) -> bool:
+        """True when the application has not taken enough events to read more."""
+        limit = self.config.max_queue
+        return limit is not None and self._queued() >= limit
+
+    def _queued(self) -> int:
+        return len(self.events)
 
     def send_ping(self, data: bytes = b"") -> bool:
         session = self._session
@@ -260,9 +287,10 @@ class PollDriver(BaseDriver):
             if resolver.done.is_set():
                 self._resolved(resolver)
         elif phase in ("tcp", "tls", "ws"):
-            if self._more_to_read and phase == "ws":
+            full = phase == "ws" and self._inbound_full()
+            if self._more_to_read and phase == "ws" and not full:
                 wait = 0.0
-            readable, writable = self._wait(wait)
+            readable, writable = self._wait(wait, read=not full)
             if phase == "tcp":
                 if writable or readable:
                     self._tcp_ready()
@@ -272,17 +300,21 @@ class PollDriver(BaseDriver):
             else:
                 if writable and self._out:
                     self._flush()
-                if readable or self._more_to_read:
+                if (readable or self._more_to_read) and not full:
                     self._read()
         self._check_timers()
 
-    def _wait(self, wait: float | None) -> tuple[bool, bool]:
-        """Wait up to ``wait`` seconds for the socket; return (readable, writable)."""
+    def _wait(self, wait: float | None, *, read: bool = True) -> tuple[bool, bool]:
+        """Wait up to ``wait`` seconds for the socket; return (readable, writable).
+
+        With ``read=False`` (the application is behind) only writability and
+        the wake-up signal end the wait: TCP flow control then slows the server.
+        """
         sock = self._sock
         if sock is None:
             return False, False
         want_write = self._phase == "tcp" or bool(self._out)
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        if read and isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True, want_write
         fd = sock.fileno()
         wake = self._wake_fd
@@ -293,7 +325,7 @@ class PollDriver(BaseDriver):
                 poller.register(fd, select.POLLIN)
                 if wake >= 0:
                     poller.register(wake, select.POLLIN)
-            mask = select.POLLIN | select.POLLOUT if want_write else select.POLLIN
+            mask = (select.POLLIN if read else 0) | (select.POLLOUT if want_write else 0)
             poller.modify(fd, mask)
             ms = -1 if wait is None else int(wait * 1000 + 0.999)
             ready = poller.poll(ms) if ms == 0 else self._block(poller.poll, ms)
@@ -307,7 +339,9 @@ class PollDriver(BaseDriver):
                     self._drain_wake()
             err = select.POLLERR | select.POLLHUP
             return bool(flags & (select.POLLIN | err)), bool(flags & (select.POLLOUT | err))
-        rlist: list[Any] = [sock] if wake < 0 else [sock, wake]
+        rlist: list[Any] = [sock] if read else []
+        if wake >= 0:
+            rlist.append(wake)
         r, w, _ = self._block(select.select, rlist, [sock] if want_write else [], [], wait)
         if self._sock is not sock:
             return False, False
@@ -442,7 +476,7 @@ class PollDriver(BaseDriver):
                 self._collect()
                 return
             total += len(data)
-            if total >= _MAX_READ_PER_POLL:
+            if total >= _MAX_READ_PER_POLL or self._inbound_full():
                 self._more_to_read = True
                 break
         self._collect()

@@ -54,10 +54,15 @@ Deliver = Literal["thread", "caller"]
 class _LockedPollDriver(PollDriver):
     """The poll machinery, releasing its owner's lock while it blocks."""
 
-    def __init__(self, config: Config, lock: threading.Lock) -> None:
+    def __init__(self, config: Config, lock: threading.Lock, owner: ThreadDriver) -> None:
         super().__init__(config)
         self._lock = lock
+        self._owner = owner
         self._wake_r: socket.socket | None = None
+
+    def _queued(self) -> int:
+        # Events wait in the owner's queue (deliver="caller") until poll().
+        return len(self.events) + len(self._owner.events)
 
     def set_wake_socket(self, wake_r: socket.socket | None) -> None:
         self._wake_r = wake_r
@@ -100,7 +105,7 @@ class ThreadDriver(BaseDriver):
         self._lock = threading.Lock()
         self._cond = threading.Condition()
         self._wake_w: socket.socket | None = None
-        self._io = _LockedPollDriver(config, self._lock)
+        self._io = _LockedPollDriver(config, self._lock, self)
         self._thread: threading.Thread | None = None
         self.dispatcher: Callable[[Event], None] | None = None
         """Set by the façade: runs the handler of one event (``deliver="thread"``)."""
@@ -198,6 +203,12 @@ class ThreadDriver(BaseDriver):
             result = self._cond.wait_for(predicate, timeout)
         self.raise_handler_error()
         return result
+
+    def events_taken(self) -> None:
+        # Reading may have stopped because the queue was full: let it resume.
+        limit = self.config.max_queue
+        if limit is not None and self._thread is not None and len(self.events) < limit:
+            self._wake()
 
     def raise_handler_error(self) -> None:
         """Raise, once, an exception a handler raised on the I/O thread."""
