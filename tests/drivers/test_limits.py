@@ -72,13 +72,6 @@ def test_thread_driver_stops_reading_when_the_app_falls_behind() -> None:
         assert queued <= 16 + 8
         assert peak < 16 * 2**20, f"peak {peak / 2**20:.1f} MiB"
         assert server.sent < 2000  # TCP flow control held the server back
-        received = 0
-
-        def on_binary(e: wsloop.BinaryMessage) -> None:
-            nonlocal received
-            received += 1
-
-        ws.on_binary_message = on_binary
         end = time.monotonic() + 60
         while not ws.is_closed and time.monotonic() < end:
             ws.poll(0.05)
