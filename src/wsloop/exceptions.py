@@ -93,7 +93,7 @@ class InvalidStatus(HandshakeError):
     def __init__(
         self, status: int, reason: str, headers: Mapping[str, str], body: bytes = b""
     ) -> None:
-        super().__init__(status, reason)
+        super().__init__(status, reason, headers, body)
         self.status = status
         """The HTTP status code, for example 404."""
         self.reason_phrase = reason

@@ -39,6 +39,7 @@ from .exceptions import (
     ConnectionClosedError,
     InvalidState,
     InvalidUTF8,
+    ProtocolError,
     WebSocketError,
 )
 
@@ -327,7 +328,8 @@ class Session:
         sent = self._engine.close_sent
         if rcvd is not None:
             code, reason = rcvd
-        elif sent is not None and self._error is not None:
+        elif sent is not None and isinstance(self._error, ProtocolError):
+            # The client failed the connection (1002, 1007, 1009): say why.
             code, reason = sent
         else:
             code, reason = 1006, ""

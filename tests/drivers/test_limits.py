@@ -59,6 +59,13 @@ def test_thread_driver_stops_reading_when_the_app_falls_behind() -> None:
     server = _Flooder(count=2000, size=64 * 1024)
     try:
         ws = wsloop.WebSocket(driver="thread", deliver="caller", max_queue=16, compression=None)
+        received = 0
+
+        def on_binary(e: wsloop.BinaryMessage) -> None:
+            nonlocal received
+            received += 1
+
+        ws.on_binary_message = on_binary
         tracemalloc.start()
         try:
             ws.connect(f"ws://127.0.0.1:{server.port}/")
