@@ -468,18 +468,21 @@ class WebSocket:
                 timeout = at - now
         if not driver.events:
             driver.poll(timeout)
+            if not driver.events:
+                return 0  # the common case in a game loop: nothing happened
         return self._dispatch_pending()
 
     def _dispatch_pending(self) -> int:
         events = self._driver.events
         count = 0
-        self._dispatching = True
+        # Internal flags bypass the handler-checking __setattr__ (hot path).
+        object.__setattr__(self, "_dispatching", True)
         try:
             while events:
                 self._dispatch(events.popleft())
                 count += 1
         finally:
-            self._dispatching = False
+            object.__setattr__(self, "_dispatching", False)
             if count:
                 self._driver.events_taken()
         return count
