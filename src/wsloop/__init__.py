@@ -17,6 +17,8 @@ from ._client import WebSocket, is_supported, validate_close
 from ._reconnect import Reconnect
 from ._url import URL, parse_url
 from ._version import __version__
+from .drivers._common import InsecureWarning
+from .drivers._proxy import ProxyError
 from .events import BinaryMessage, Closed, Error, Event, Opened, Reconnecting, TextMessage
 from .exceptions import (
     ConcurrencyError,
@@ -51,6 +53,7 @@ __all__ = [
     "Error",
     "Event",
     "HandshakeError",
+    "InsecureWarning",
     "InvalidState",
     "InvalidStatus",
     "InvalidURI",
@@ -59,6 +62,7 @@ __all__ = [
     "NegotiationError",
     "Opened",
     "ProtocolError",
+    "ProxyError",
     "Reconnect",
     "Reconnecting",
     "Session",

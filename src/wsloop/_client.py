@@ -7,6 +7,7 @@ façade never touches a socket, so a browser driver can stand behind it.
 
 from __future__ import annotations
 
+import os
 import ssl as _ssl
 import sys
 import threading
@@ -18,6 +19,7 @@ from ._binary import BinaryData
 from ._engine import header_items
 from ._reconnect import Outbox, Reconnect, ReconnectState
 from ._url import URL, parse_url
+from .drivers._proxy import parse_proxy
 from .drivers.base import DEFAULT_USER_AGENT, BaseDriver, Config
 from .events import BinaryMessage, Closed, Error, Event, Opened, Reconnecting, TextMessage
 from .sansio import DEFAULT_MAX_MESSAGE_SIZE, State
@@ -135,10 +137,20 @@ class WebSocket:
         ping_timeout: seconds to wait for the pong; when it does not come,
             the connection fails with "keepalive timeout" and 1006. ``None``
             waits forever.
+        proxy: ``None`` (the default) reads ``HTTPS_PROXY``/``HTTP_PROXY``/
+            ``ALL_PROXY``/``NO_PROXY``; a URL (``http://user:pass@host:port``,
+            ``socks5://…``, ``socks5h://…``) always uses that proxy;
+            ``False`` never uses one. See ``docs/proxies.md``.
         ssl: an :class:`ssl.SSLContext` for ``wss://``; by default one that
             verifies certificates and host names against the system's CAs.
         cafile: a PEM file of CA certificates to trust instead of the
             system's (ignored when ``ssl`` is given).
+        certfile: a PEM file with the client certificate (and its key, unless
+            ``keyfile`` is given), for servers that require one.
+        keyfile: a PEM file with the client certificate's private key.
+        insecure: ``True`` checks neither the server's certificate nor its
+            host name, and warns with :class:`InsecureWarning` at each
+            ``connect()`` to a ``wss://`` URL. For test servers only.
         headers: extra HTTP headers for the handshake request.
         origin: the ``Origin`` header.
         user_agent: the ``User-Agent`` header; ``None`` sends none.
@@ -187,9 +199,14 @@ class WebSocket:
         # Keepalive
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
+        # Proxy
+        proxy: str | bool | None = None,
         # TLS
         ssl: _ssl.SSLContext | None = None,
         cafile: str | None = None,
+        certfile: str | os.PathLike[str] | None = None,
+        keyfile: str | os.PathLike[str] | None = None,
+        insecure: bool = False,
         # Messages
         binary_data: BinaryData | None = None,
         # Reconnection
@@ -217,6 +234,18 @@ class WebSocket:
                 raise ValueError(f"{name} must be positive or None")
         if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
             raise TypeError("ssl must be an ssl.SSLContext")
+        if ssl is not None and (certfile or keyfile or insecure):
+            raise ValueError(
+                "give either ssl= or certfile=/keyfile=/insecure=, not both "
+                "(set the client certificate or verification on the SSLContext)"
+            )
+        if keyfile and not certfile:
+            raise ValueError("keyfile= needs certfile= (the certificate that goes with the key)")
+        if isinstance(proxy, str):
+            if proxy:
+                parse_proxy(proxy)  # ValueError with the reason, password hidden
+        elif proxy is not None and not isinstance(proxy, bool):
+            raise TypeError(f"proxy must be a URL, None or a bool, not {type(proxy).__name__}")
         pairs = header_items(
             headers if headers is None or isinstance(headers, Mapping) else list(headers)
         )
@@ -233,6 +262,10 @@ class WebSocket:
             max_buffered_amount=max_buffered_amount,
             ssl=ssl,
             cafile=cafile,
+            certfile=None if certfile is None else os.fspath(certfile),
+            keyfile=None if keyfile is None else os.fspath(keyfile),
+            insecure=bool(insecure),
+            proxy=proxy,
             user_agent=user_agent,
         )
         self._driver = _make_driver(driver, self._config, deliver)
@@ -343,7 +376,12 @@ class WebSocket:
         self._error_msg = ""
         self._protocol = ""
         self._active = True
-        self._driver.connect(parsed, protocols)
+        try:
+            self._driver.connect(parsed, protocols)
+        except BaseException:
+            # e.g. InsecureWarning raised as an error: nothing was started.
+            self._active = False
+            raise
 
     def send_text(self, text: str) -> bool:
         """Send text: send a text message if the connection is open.

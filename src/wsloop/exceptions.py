@@ -11,6 +11,7 @@ API promises to raise) are raised directly.
     WebSocketError(Exception)
     ├── InvalidURI(WebSocketError, ValueError)
     ├── ConnectError                      DNS, TCP or proxy step failed
+    │   ├── ProxyError                    .proxy, .target, .status (drivers/_proxy.py)
     │   └── TLSError                      TLS handshake or certificate failed
     ├── HandshakeError                    the HTTP upgrade went wrong
     │   ├── InvalidStatus                 .status, .headers, .body
@@ -24,6 +25,9 @@ API promises to raise) are raised directly.
     │   └── MessageTooBig                 closes with 1009
     ├── InvalidState(WebSocketError, RuntimeError)
     └── ConcurrencyError(WebSocketError, RuntimeError)
+
+Warning: ``InsecureWarning(UserWarning)``, at each ``connect()`` with
+``insecure=True`` (defined in ``drivers/_common.py``).
 
 The cause (an :class:`OSError`, :class:`ssl.SSLError`, the engine's own
 exception) is kept as ``__cause__``.

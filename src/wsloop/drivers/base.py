@@ -50,9 +50,14 @@ class Config:
     # Keepalive, in seconds; None disables
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
+    # Proxy: a URL; None or True: from the environment; False or "": never
+    proxy: str | bool | None = None
     # TLS
     ssl: ssl.SSLContext | None = None
     cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    insecure: bool = False
 
 
 class BaseDriver(abc.ABC):

@@ -15,6 +15,13 @@ from ``poll()``:
     thread (the only thread this driver ever starts); literals skip it.
 ``tcp``
     A non-blocking ``connect()`` to each address in turn until one answers.
+``proxy``
+    When a proxy applies (:func:`~wsloop.drivers._proxy.select_proxy`), the
+    two phases above reach the proxy instead of the server, and this one
+    opens the tunnel: the sans-I/O handshake of
+    :mod:`wsloop.drivers._proxy` is fed what the proxy answers. Through a
+    ``socks5://`` proxy (local name resolution) the ``resolve`` phase looks
+    up the server's name first, then the proxy's.
 ``tls``
     For ``wss://``, the TLS handshake on the non-blocking socket, verifying
     the certificate and host name.
@@ -40,23 +47,29 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..exceptions import TimeoutError, WebSocketError
+from ..exceptions import TimeoutError, TLSError, WebSocketError
 from ..sansio import Session, State
 from ._common import (
     connect_error,
     connect_timeout,
     connection_lost,
+    proxy_connect_error,
+    proxy_lost,
+    proxy_resolve_error,
     resolve_error,
     ssl_context,
     tls_error,
+    warn_insecure,
 )
 from ._keepalive import Keepalive
+from ._proxy import ProxyError, select_proxy, start_handshake
 from .base import BaseDriver, Config
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .._url import URL
+    from ._proxy import Proxy, ProxyHandshake
 
 __all__ = ["PollDriver"]
 
@@ -68,6 +81,7 @@ _READ_CHUNK = 256 * 1024
 _MAX_READ_PER_POLL = 4 * 2**20
 _HAS_POLL = hasattr(select, "poll")
 _RESOLVE_SLICE = 0.005
+_PROXY_READ = 4096
 
 
 def _is_ip_literal(host: str) -> bool:
@@ -124,6 +138,13 @@ class PollDriver(BaseDriver):
         """A descriptor whose readability ends a wait early (-1: none)."""
         self._keepalive = Keepalive(config.ping_interval, config.ping_timeout)
         self._warned_full = False
+        self._proxy: Proxy | None = None
+        self._tunnel_host = ""
+        """The destination host as the proxy is told it (an address for socks5://)."""
+        self._resolving_target = False
+        """The resolver looks up the server's name for a socks5:// proxy."""
+        self._handshake: ProxyHandshake | None = None
+        self._proxy_out = bytearray()
 
     # What the façade reads.
 
@@ -148,6 +169,7 @@ class PollDriver(BaseDriver):
     # Actions.
 
     def connect(self, url: URL, subprotocols: tuple[str, ...]) -> None:
+        warn_insecure(self.config, url)
         if self._session is not None and self._session.state is not State.CLOSED:
             # A new connect() ends the previous connection first.
             if self._session.state is State.OPEN:
@@ -175,13 +197,38 @@ class PollDriver(BaseDriver):
         self._last_os_error = None
         timeout = config.connect_timeout
         self._connect_deadline = None if timeout is None else time.monotonic() + timeout
-        if _is_ip_literal(url.host):
-            self._addrs = socket.getaddrinfo(url.host, url.port, type=socket.SOCK_STREAM)
+        self._tunnel_host = url.host
+        self._resolving_target = False
+        try:
+            proxy = select_proxy(url, config.proxy)
+        except (ValueError, ProxyError) as exc:
+            self._proxy = None
+            if not isinstance(exc, ProxyError):  # the façade checks the option first
+                exc = ProxyError(str(exc), proxy="")
+            self._fail(exc)
+            return
+        self._proxy = proxy
+        if proxy is not None and not proxy.remote_dns and not _is_ip_literal(url.host):
+            # socks5:// sends an address: look the server's name up first.
+            self._resolving_target = True
+            self._phase = "resolve"
+            self._resolver = _Resolver(url.host, url.port)
+        else:
+            self._dial()
+
+    def _dial(self) -> None:
+        """Start reaching the proxy, if there is one, else the server."""
+        url = self._url
+        assert url is not None
+        proxy = self._proxy
+        host, port = (url.host, url.port) if proxy is None else (proxy.host, proxy.port)
+        if _is_ip_literal(host):
+            self._addrs = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             self._phase = "tcp"
             self._next_address()
         else:
             self._phase = "resolve"
-            self._resolver = _Resolver(url.host, url.port)
+            self._resolver = _Resolver(host, port)
 
     def send_text(self, text: str) -> bool:
         session = self._session
@@ -286,7 +333,7 @@ class PollDriver(BaseDriver):
                 self._block(resolver.done.wait, slice_)
             if resolver.done.is_set():
                 self._resolved(resolver)
-        elif phase in ("tcp", "tls", "ws"):
+        elif phase in ("tcp", "proxy", "tls", "ws"):
             full = phase == "ws" and self._inbound_full()
             if self._more_to_read and phase == "ws" and not full:
                 wait = 0.0
@@ -294,6 +341,8 @@ class PollDriver(BaseDriver):
             if phase == "tcp":
                 if writable or readable:
                     self._tcp_ready()
+            elif phase == "proxy":
+                self._proxy_step(readable, writable)
             elif phase == "tls":
                 if writable or readable or wait == 0.0:
                     self._tls_step()
@@ -313,7 +362,7 @@ class PollDriver(BaseDriver):
         sock = self._sock
         if sock is None:
             return False, False
-        want_write = self._phase == "tcp" or bool(self._out)
+        want_write = self._phase == "tcp" or bool(self._out) or bool(self._proxy_out)
         if read and isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True, want_write
         fd = sock.fileno()
@@ -362,8 +411,18 @@ class PollDriver(BaseDriver):
         self._resolver = None
         url = self._url
         assert url is not None
+        proxy = self._proxy
         if resolver.error is not None or not resolver.result:
-            self._fail(resolve_error(url.host, resolver.error))
+            if proxy is None or self._resolving_target:
+                self._fail(resolve_error(url.host, resolver.error))
+            else:
+                self._fail(proxy_resolve_error(proxy, resolver.error))
+            return
+        if self._resolving_target:
+            self._resolving_target = False
+            # The first address, in the order the system prefers; drop an IPv6 scope.
+            self._tunnel_host = str(resolver.result[0][4][0]).partition("%")[0]
+            self._dial()
             return
         self._addrs = resolver.result
         self._phase = "tcp"
@@ -388,7 +447,10 @@ class PollDriver(BaseDriver):
                 return
             sock.close()
             self._last_os_error = OSError(err, _strerror(err))
-        self._fail(connect_error(url, self._last_os_error))
+        if self._proxy is not None:
+            self._fail(proxy_connect_error(self._proxy, self._last_os_error))
+        else:
+            self._fail(connect_error(url, self._last_os_error))
 
     def _set_socket(self, sock: socket.socket | None) -> None:
         old = self._sock
@@ -408,17 +470,118 @@ class PollDriver(BaseDriver):
             sock.close()
             self._next_address()
             return
+        if self._proxy is not None:
+            self._start_proxy()
+        else:
+            self._start_tls_or_ws()
+
+    def _start_proxy(self) -> None:
+        proxy = self._proxy
         url = self._url
+        assert proxy is not None
+        assert url is not None
+        try:
+            handshake = start_handshake(
+                proxy,
+                self._tunnel_host,
+                url.port,
+                name=url.host,
+                user_agent=self.config.user_agent,
+            )
+        except ProxyError as exc:
+            self._fail(exc)
+            return
+        self._handshake = handshake
+        self._phase = "proxy"
+        self._proxy_out += handshake.data_to_send()
+        self._proxy_flush()
+
+    def _proxy_flush(self) -> bool:
+        """Write what the proxy handshake has to say; False if the connection broke."""
+        sock = self._sock
+        assert sock is not None
+        out = self._proxy_out
+        while out:
+            try:
+                sent = sock.send(out)
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError as exc:
+                self._proxy_lost(exc)
+                return False
+            del out[:sent]
+        return True
+
+    def _proxy_lost(self, exc: OSError) -> None:
+        proxy = self._proxy
+        handshake = self._handshake
+        assert proxy is not None
+        assert handshake is not None
+        self._fail(proxy_lost(proxy, handshake.target, exc))
+
+    def _proxy_step(self, readable: bool, writable: bool) -> None:
+        sock = self._sock
+        handshake = self._handshake
+        assert sock is not None
+        assert handshake is not None
+        if writable and self._proxy_out and not self._proxy_flush():
+            return
+        if not readable:
+            return
+        try:
+            data = sock.recv(_PROXY_READ)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._proxy_lost(exc)
+            return
+        try:
+            if data:
+                handshake.receive_data(data)
+            else:
+                handshake.receive_eof()
+        except ProxyError as exc:
+            self._fail(exc)
+            return
+        self._proxy_out += handshake.data_to_send()
+        if not self._proxy_flush():
+            return
+        if handshake.done:
+            self._handshake = None
+            self._start_tls_or_ws(handshake.tunnel_data())
+
+    def _start_tls_or_ws(self, early: bytes = b"") -> None:
+        """TCP (or the tunnel) is up: start TLS for ``wss://``, else the WebSocket.
+
+        ``early`` holds bytes that arrived with the proxy's answer, after it.
+        """
+        sock = self._sock
+        url = self._url
+        assert sock is not None
         assert url is not None
         if url.secure:
+            if early:
+                # The client speaks first in TLS: nothing may come before it.
+                proxy = self._proxy
+                assert proxy is not None
+                self._fail(
+                    ProxyError(
+                        f"proxy {proxy.authority} sent {len(early)} unexpected bytes "
+                        f"after opening the tunnel to {url.authority}, before TLS started",
+                        proxy=proxy.authority,
+                        target=url.authority,
+                    )
+                )
+                return
             try:
                 ctx = ssl_context(self.config)
                 tls = ctx.wrap_socket(
                     sock, server_hostname=url.host, do_handshake_on_connect=False
                 )
+            except TLSError as exc:
+                self._fail(exc)
+                return
             except (OSError, ValueError) as exc:
-                sock.close()
-                self._set_socket(None)
                 self._fail(tls_error(url, exc))
                 return
             self._set_socket(tls)
@@ -426,6 +589,10 @@ class PollDriver(BaseDriver):
             self._tls_step()
         else:
             self._start_ws()
+            session = self._session
+            if early and session is not None and session.state is not State.CLOSED:
+                session.receive_data(early)
+                self._flush_session()
 
     def _tls_step(self) -> None:
         sock = self._sock
@@ -565,7 +732,34 @@ class PollDriver(BaseDriver):
         self._collect()
 
     def _lost(self, exc: OSError) -> None:
+        session = self._session
+        url = self._url
+        if (
+            isinstance(exc, ssl.SSLError)
+            and url is not None
+            and session is not None
+            and session.state is State.CONNECTING
+        ):
+            # TLS 1.3 servers check the client certificate after the client
+            # has finished its handshake: their alert comes after it, and may
+            # make the first write fail before a read would have shown it.
+            self._fail(tls_error(url, self._tls_alert(exc)))
+            return
         self._fail(connection_lost(exc))
+
+    def _tls_alert(self, exc: ssl.SSLError) -> ssl.SSLError:
+        """The server's alert, if one waits to be read, else ``exc``."""
+        sock = self._sock
+        if isinstance(exc, ssl.SSLEOFError) and isinstance(sock, ssl.SSLSocket):
+            try:
+                sock.recv(1)
+            except ssl.SSLError as alert:
+                if not isinstance(alert, (ssl.SSLEOFError, ssl.SSLWantReadError)):
+                    alert.__context__ = exc
+                    return alert
+            except OSError:
+                pass
+        return exc
 
     def _teardown(self) -> None:
         self._keepalive.stop()
@@ -580,6 +774,9 @@ class PollDriver(BaseDriver):
         self._out.clear()
         self._out_size = 0
         self._more_to_read = False
+        self._handshake = None
+        self._proxy_out.clear()
+        self._resolving_target = False
 
     def _collect(self) -> None:
         session = self._session
