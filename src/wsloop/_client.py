@@ -717,6 +717,28 @@ class WebSocket:
         """The driver doing the I/O."""
         return self._driver
 
+    def timeout(self) -> float | None:
+        """Seconds until :meth:`poll` must be called even if the socket stays quiet.
+
+        For loops that watch :meth:`fileno` instead of polling every frame (a
+        Tk file handler, a Qt ``QSocketNotifier``, ``selectors``): call
+        :meth:`poll` when the socket is readable (writable too while
+        :attr:`wants_write`), or when this many seconds have passed. Timers
+        live here: keepalive pings, the connect and close timeouts, the
+        reconnect delay. ``0`` means now; ``None`` means only on socket activity.
+        """
+        timeout = self._driver.timeout()
+        at = self._reconnect_at
+        if at is not None:
+            left = max(0.0, at - time.monotonic())
+            timeout = left if timeout is None else min(timeout, left)
+        return timeout
+
+    @property
+    def wants_write(self) -> bool:
+        """True while buffered data or a TCP connect waits for the socket to be writable."""
+        return self._driver.wants_write
+
     def fileno(self) -> int:
         """The socket's file descriptor for a GUI loop to watch, -1 if none.
 

@@ -125,6 +125,16 @@ class BaseDriver(abc.ABC):
         """The socket's file descriptor, or -1 when there is none."""
         return -1
 
+    def timeout(self) -> float | None:
+        """Seconds until ``poll()`` must run though the socket is quiet (0: now;
+        ``None``: only when the socket is ready)."""
+        return 0.0 if self.events else None
+
+    @property
+    def wants_write(self) -> bool:
+        """True while a loop watching :meth:`fileno` should watch for writability."""
+        return False
+
     # Drivers that run handlers themselves (on their own thread) override these.
 
     dispatcher: Callable[[Event], None] | None = None

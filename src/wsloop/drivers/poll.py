@@ -289,6 +289,8 @@ class PollDriver(BaseDriver):
     # The I/O loop.
 
     def poll(self, timeout: float | None) -> None:
+        if timeout == 0 and self._phase == "ws" and self._nothing_to_do():
+            return  # what a game pays per frame for an idle connection
         session = self._session
         if session is None or self._phase == "idle":
             if timeout:
@@ -314,13 +316,46 @@ class PollDriver(BaseDriver):
             if self.events or self._phase == "idle":
                 return
 
+    def _nothing_to_do(self) -> bool:
+        """One non-blocking check: no byte to read or write, no timer due."""
+        poller = self._poller
+        if poller is None or self._out or self._more_to_read or poller.poll(0):
+            return False
+        sock = self._sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return False
+        deadline = self._next_deadline()
+        return deadline is None or time.monotonic() < deadline
+
+    def timeout(self) -> float | None:
+        """Seconds until :meth:`poll` must run even if the socket stays quiet.
+
+        0 when it should run now; ``None`` when only socket activity matters.
+        For loops that wait on :meth:`fileno` themselves (Tk, Qt, selectors).
+        """
+        if self.events or self._more_to_read:
+            return 0.0
+        sock = self._sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return 0.0
+        if self._phase == "resolve":
+            return _RESOLVE_SLICE
+        deadline = self._next_deadline()
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+    @property
+    def wants_write(self) -> bool:
+        """True while the socket should be watched for writability too."""
+        return self._sock is not None and (
+            self._phase == "tcp" or bool(self._out) or bool(self._proxy_out)
+        )
+
     def _next_deadline(self) -> float | None:
-        deadlines = [
-            d
-            for d in (self._connect_deadline, self._close_deadline, self._keepalive.deadline())
-            if d is not None
-        ]
-        return min(deadlines) if deadlines else None
+        deadline = self._keepalive.deadline()
+        for other in (self._connect_deadline, self._close_deadline):
+            if other is not None and (deadline is None or other < deadline):
+                deadline = other
+        return deadline
 
     def _step(self, wait: float | None) -> None:
         """Advance the connection once, waiting up to ``wait`` for readiness."""
