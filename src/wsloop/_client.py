@@ -302,6 +302,8 @@ class WebSocket:
         self._protocol = ""
         self._dispatching = False
         self._active = False  # between connect() and the dispatch of its Closed
+        self._superseded = 0  # Closed events of replaced connections still to come
+        self._opened = False  # on_opened fired for the current connection
 
     # Registration.
 
@@ -364,7 +366,10 @@ class WebSocket:
                 raise ValueError(f"invalid subprotocol name {name!r}: it must be an HTTP token")
         if len(set(protocols)) != len(protocols):
             raise ValueError(f"subprotocol names repeat: {protocols!r}")
-        self._cancel_reconnect()
+        if not self._cancel_reconnect() and self._active:
+            # The connection being replaced still has its Closed to deliver:
+            # its handlers fire, but it must not end the new connection.
+            self._superseded += 1
         if self._reconnect is not None:
             self._reconnect.attempt = 0
         self._user_closed = False
@@ -375,6 +380,7 @@ class WebSocket:
         self._close_reason = ""
         self._error_msg = ""
         self._protocol = ""
+        self._opened = False
         self._active = True
         try:
             self._driver.connect(parsed, protocols)
@@ -536,12 +542,17 @@ class WebSocket:
             handler = self.on_binary_message
         elif cls is Opened:
             self._protocol = event.subprotocol or ""  # type: ignore[union-attr]
+            self._opened = True
             if self._reconnect is not None:
                 self._reconnect.opened()
                 with self._outbox_lock:
                     self._flush_outbox()
             handler = self.on_opened
         elif cls is Error:
+            if self._superseded:  # a replaced connection: leave the expressions alone
+                if self.on_error is not None:
+                    self.on_error(event)  # type: ignore[arg-type]
+                return
             self._error_msg = event.message  # type: ignore[union-attr]
             if self._reconnect is not None:
                 self._reconnect.error(event)  # type: ignore[arg-type]
@@ -550,6 +561,11 @@ class WebSocket:
             handler = self.on_reconnecting
         else:
             assert isinstance(event, Closed)
+            if self._superseded:
+                self._superseded -= 1
+                if self.on_closed is not None:
+                    self.on_closed(event)
+                return
             self._close_code = event.code
             self._close_reason = event.reason
             delay = None
@@ -564,6 +580,7 @@ class WebSocket:
             handler = self.on_closed
             if delay is not None:
                 assert self._reconnect is not None
+                self._opened = False  # wait_open() now waits for the retry
                 self._schedule_retry(delay)
                 if handler is not None:
                     handler(event)
@@ -601,9 +618,12 @@ class WebSocket:
         self._driver.connect(self._parsed_url, self._protocols)
 
     def wait_open(self, timeout: float | None = None) -> bool:
-        """Poll until the connection is open (True) or has ended (False).
+        """Poll until ``on_opened`` has fired (True) or the attempt ended (False).
 
-        For scripts and tests; a game loop calls :meth:`poll` instead.
+        True means the connection opened, even if it has closed again by the
+        time this returns (with the thread driver, handlers may run that far
+        before the waiting thread looks). For scripts and tests; a game loop
+        calls :meth:`poll` instead.
         """
         return self._wait(until_open=True, timeout=timeout)
 
@@ -620,7 +640,7 @@ class WebSocket:
 
     def _wait(self, *, until_open: bool, timeout: float | None) -> bool:
         def done() -> bool:
-            return not self._active or (until_open and self.is_open)
+            return not self._active or (until_open and self._opened)
 
         end = None if timeout is None else time.monotonic() + timeout
         driver = self._driver
@@ -635,7 +655,7 @@ class WebSocket:
             else:
                 self.poll(wait)
         if until_open:
-            return self.is_open
+            return self._opened
         if not self._active and driver.delivers_itself:
             # The I/O thread ends right after delivering on_closed.
             join = getattr(driver, "join", None)
