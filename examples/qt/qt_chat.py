@@ -8,8 +8,10 @@ Run it against the relay (``wsloop serve``) or any echo server::
 With the default poll driver, wsloop does its I/O inside ``ws.poll()`` and
 fires the triggers there, on the calling thread: here the GUI thread, so the
 handlers may touch the widgets. :class:`QtSocketWatcher` calls ``poll()``
-when a ``QSocketNotifier`` says the socket is ready, instead of on a timer:
-an idle window uses no CPU.
+when a ``QSocketNotifier`` on ``ws.fileno()`` says the socket is ready (for
+writing too while ``ws.wants_write``), or when the single-shot timer it sets
+at ``ws.timeout()`` expires, instead of on a fixed-rate timer: it polls only
+when there is something to do, and an idle window uses no CPU.
 
 ``--self-test`` uses the window as a person would (type, press Send, wait for
 the echo, press Disconnect), prints a JSON report and exits 0 on success. It
@@ -21,12 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import secrets
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QSocketNotifier, QTimer
+from PySide6.QtCore import QObject, QSocketNotifier, Qt, QTimer
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -56,50 +59,41 @@ def shorten(text: str, limit: int = 200) -> str:
 class QtSocketWatcher(QObject):
     """Runs ``ws.poll()`` from the Qt loop when, and only when, it has work.
 
-    * Open connection: a read ``QSocketNotifier`` on ``ws.fileno()`` calls
-      :meth:`pump` when the socket is readable: a message, a ping, a close
-      frame, or the end of the connection.
-    * Sends that the socket could not take at once wait in
-      ``ws.buffered_amount``, and only ``poll()`` writes them. A write notifier
-      is enabled while anything is buffered (and only then: an idle socket is
-      always writable, watching it would spin), so the rest goes out as soon
-      as the network takes it.
-    * Open, and quiet: one ``poll()`` a second (``idle_ms``), because the
-      keepalive pings and their timeout are timers that run inside
-      ``poll()``. Pass ``idle_ms=None`` for a WebSocket made with
-      ``ping_interval=None``: then an idle window never wakes up at all.
-    * Connecting, closing, or waiting to reconnect: a short timer. The name
-      lookup has no socket to watch yet, the connect and close timeouts are
-      measured inside ``poll()``, and the triggers of a connection that ended
-      inside ``close()`` or ``connect()`` wait for the next ``poll()``. These
-      phases are short.
-    * Closed: nothing at all.
+    After every ``poll()`` (and after ``connect()``, ``send_*()`` and
+    ``close()``), :meth:`sync` asks the WebSocket what to wait for and re-arms
+    three things, so that nothing ever runs on a fixed-rate timer:
 
-    The socket changes with every ``connect()``, so call :meth:`sync` after
-    each ``connect()``, ``send_*()`` and ``close()``; :meth:`pump` calls it
-    after each ``poll()``.
+    * ``ws.fileno()``: a read ``QSocketNotifier`` on that socket calls
+      :meth:`pump` when it is readable: a message, a pong, a close frame, or
+      the end of the connection. The socket changes with every ``connect()``;
+      -1 means there is none (closed, or a name lookup in progress).
+    * ``ws.wants_write``: a write notifier is enabled while it is true (a TCP
+      connect in progress, or sends the socket could not take at once waiting
+      in ``ws.buffered_amount``). Only then: an idle socket is always
+      writable, watching it all the time would spin.
+    * ``ws.timeout()``: the seconds until ``poll()`` must run even if the
+      socket stays quiet (the next keepalive ping, a pong's deadline, the
+      connect and close timeouts, the delay before reconnecting, a name
+      lookup; 0 for triggers already waiting). One single-shot ``QTimer`` is
+      started for then; ``None`` stops it.
+
+    An idle window therefore wakes up only when a keepalive ping is due, and a
+    closed one never.
     """
 
-    TICK_MS = 25
-    IDLE_MS = 1000
-
-    def __init__(
-        self,
-        ws: wsloop.WebSocket,
-        parent: QObject | None = None,
-        *,
-        idle_ms: int | None = IDLE_MS,
-    ) -> None:
+    def __init__(self, ws: wsloop.WebSocket, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.ws = ws
-        self.idle_ms = idle_ms
         self.polls = 0
-        """How many times ``poll()`` ran (the self-test checks the idle count)."""
+        """How many times ``poll()`` ran (the self-test checks the counts)."""
         self._fd = -1
         self._read: QSocketNotifier | None = None
         self._write: QSocketNotifier | None = None
         self._polling = False
         self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        # A coarse timer may fire up to 5 % early, only to poll for nothing.
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.timeout.connect(self.pump)
 
     def pump(self, *_args: object) -> None:
@@ -112,28 +106,30 @@ class QtSocketWatcher(QObject):
             return
         self._polling = True
         try:
-            # Each poll() fires the triggers of what has arrived. A few more
-            # calls take the rest, bounded so that a flood cannot freeze the
-            # window: the socket stays readable and Qt comes back for more.
-            for _ in range(16):
-                self.polls += 1
-                if not self.ws.poll():
-                    break
+            # One poll() per wake-up: what it leaves (more to read, triggers
+            # still queued) shows up as a readable socket or a timeout() of 0,
+            # so a flood cannot freeze the window.
+            self.polls += 1
+            self.ws.poll()
         finally:
             self._polling = False
             self.sync()
 
     def sync(self, *, new_socket: bool = False) -> None:
-        """Make what Qt watches match the connection's state.
+        """Make what Qt watches match what the WebSocket waits for.
 
         Args:
             new_socket: replace the notifiers even if the descriptor number is
                 the same (a new socket may reuse the old number); pass it
                 after ``connect()``.
         """
+        if self._polling:
+            return  # called from a handler: pump() syncs once poll() returns
         ws = self.ws
         fd = ws.fileno()
-        if new_socket or fd != self._fd:
+        # While connecting, the socket may be replaced inside poll() (the next
+        # address, a reconnection) by one with the same number: replace too.
+        if new_socket or ws.is_connecting or fd != self._fd:
             # Drop the old notifiers before Qt's loop runs again: their socket
             # may be closed already, and Qt must not wait on a closed one.
             self._unwatch()
@@ -144,18 +140,14 @@ class QtSocketWatcher(QObject):
                 self._write.activated.connect(self.pump)
                 self._fd = fd
         if self._write is not None:
-            self._write.setEnabled(ws.buffered_amount > 0)
+            self._write.setEnabled(ws.wants_write)
 
-        if ws.is_closed:
-            timer_ms = None
-        elif ws.is_open and self._fd >= 0:
-            timer_ms = self.idle_ms
-        else:
-            timer_ms = self.TICK_MS
-        if timer_ms is None:
+        timeout = ws.timeout()
+        if timeout is None:
             self._timer.stop()
-        elif not self._timer.isActive() or self._timer.interval() != timer_ms:
-            self._timer.start(timer_ms)
+        else:
+            # Rounded up: a timer that fired early would only poll for nothing.
+            self._timer.start(math.ceil(timeout * 1000))
 
     def _unwatch(self) -> None:
         for notifier in (self._read, self._write):
@@ -286,13 +278,15 @@ class SelfTest:
     """``--self-test``: drive the window like a user, then print a report.
 
     The window's WebSocket pings every :attr:`PING_INTERVAL` seconds, to check
-    that the watcher keeps the keepalive going on a quiet connection.
+    that the watcher keeps the keepalive going on a quiet connection. Run it
+    against a server that never answers the handshake, with a short
+    ``--connect-timeout``, to check that the timeout fires without polling.
 
     The steps are a generator: it yields a condition to wait for (checked
     every 50 ms) or a number of milliseconds to let the loop run untouched.
     """
 
-    PING_INTERVAL = 0.4
+    PING_INTERVAL = 1.0
 
     def __init__(self, window: ChatWindow, timeout: float = 30.0) -> None:
         self.window = window
@@ -310,8 +304,13 @@ class SelfTest:
             """The log lines of received messages, without their "< "."""
             return [line[2:] for line in w.log_lines() if line.startswith("< ")]
 
+        # Connecting: the socket is watched (for writability while TCP connects),
+        # and the connect timeout is a single-shot timer; no polling meanwhile.
+        polls, start = w.watcher.polls, time.monotonic()
         w.connect_button.click()
         yield lambda: w.ws.is_open or w.ws.is_closed
+        self.report["connect_polls"] = w.watcher.polls - polls
+        self.report["connect_seconds"] = round(time.monotonic() - start, 3)
         if not w.ws.is_open:
             raise ConnectionError(w.ws.error_msg)
 
@@ -337,9 +336,10 @@ class SelfTest:
             any(line.endswith(f"[{n} characters]") for line in received()) for n in sizes
         )
 
-        # Idle: nothing to read or write, so no polling on a fast timer; but
-        # the keepalive pings (every PING_INTERVAL s here) still go out, and
-        # the pongs come back, so the round-trip time gets measured again.
+        # Idle: nothing to read or write, so no poll() but the keepalive's:
+        # the timer at ws.timeout() sends a ping when one is due (every
+        # PING_INTERVAL s here), and the pong wakes the read watch, so the
+        # round-trip time gets measured again. Two poll() calls per ping.
         cpu, polls = time.process_time(), w.watcher.polls
         self.report["latency_before"] = w.ws.latency
         yield 2000
@@ -383,17 +383,22 @@ class SelfTest:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("url", nargs="?", default=DEFAULT_URL, help=f"default: {DEFAULT_URL}")
+    parser.add_argument(
+        "--connect-timeout", type=float, default=10.0, metavar="SECONDS", help="default: 10"
+    )
     parser.add_argument("--self-test", action="store_true", help="run the scripted check")
     args = parser.parse_args(argv)
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
+    options: dict[str, Any] = {"connect_timeout": args.connect_timeout}
     if args.self_test:
-        window = ChatWindow(args.url, ping_interval=SelfTest.PING_INTERVAL)
+        options["ping_interval"] = SelfTest.PING_INTERVAL
+        window = ChatWindow(args.url, **options)
         window.show()
         test = SelfTest(window)
         app.exec()
         return 0 if test.ok else 1
-    window = ChatWindow(args.url)
+    window = ChatWindow(args.url, **options)
     window.show()
     window.connect_ws()
     app.exec()

@@ -7,8 +7,10 @@ Run it against the relay (``wsloop serve``) or any echo server::
 With the default poll driver, wsloop does its I/O inside ``ws.poll()`` and
 fires the triggers there, on the calling thread: here the Tk thread, so the
 handlers may touch the widgets. Rather than calling ``poll()`` on a timer,
-:class:`TkSocketWatcher` asks Tk to watch the socket and polls only when
-there is something to do. An idle window uses no CPU.
+:class:`TkSocketWatcher` asks Tk to watch ``ws.fileno()`` (for writability
+too while ``ws.wants_write``) and sets one single-shot timer at
+``ws.timeout()``: it polls only when there is something to do, and an idle
+window uses no CPU.
 
 ``--self-test`` uses the window as a person would (type, press Send, wait for
 the echo, press Disconnect), prints a JSON report and exits 0 on success. It
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import secrets
 import sys
 import time
@@ -41,47 +44,39 @@ def shorten(text: str, limit: int = 200) -> str:
 class TkSocketWatcher:
     """Runs ``ws.poll()`` from the Tk loop when, and only when, it has work.
 
-    * Open connection: Tk watches the socket (``createfilehandler``) and calls
-      :meth:`pump` when it is readable: a message, a ping, a close frame, or
-      the end of the connection.
-    * Sends that the socket could not take at once wait in
-      ``ws.buffered_amount``, and only ``poll()`` writes them. While anything
-      is buffered, Tk also watches for the socket becoming writable (and only
-      then: an idle socket is always writable, watching it would spin).
-      Without this, the rest of a large message would sit in memory until
-      something arrived to wake the loop.
-    * Open, and quiet: one ``poll()`` a second (``idle_ms``), because the
-      keepalive pings and their timeout are timers that run inside
-      ``poll()``. Pass ``idle_ms=None`` for a WebSocket made with
-      ``ping_interval=None``: then an idle window never wakes up at all.
-    * Connecting, closing, or waiting to reconnect: a short timer. The name
-      lookup has no socket to watch yet, the connect and close timeouts are
-      measured inside ``poll()``, and the triggers of a connection that ended
-      inside ``close()`` or ``connect()`` wait for the next ``poll()``. These
-      phases are short.
-    * Closed: nothing at all.
+    After every ``poll()`` (and after ``connect()``, ``send_*()`` and
+    ``close()``), :meth:`sync` asks the WebSocket what to wait for and re-arms
+    three things, so that nothing ever runs on a fixed-rate timer:
 
-    The socket changes with every ``connect()``, so call :meth:`sync` after
-    each ``connect()``, ``send_*()`` and ``close()``; :meth:`pump` calls it
-    after each ``poll()``. Tk on Windows cannot watch sockets: there the
-    short timer runs for as long as a connection is active.
+    * ``ws.fileno()``: Tk watches that socket (``createfilehandler``) and calls
+      :meth:`pump` when it is readable: a message, a pong, a close frame, or
+      the end of the connection. The socket changes with every ``connect()``;
+      -1 means there is none (closed, or a name lookup in progress).
+    * ``ws.wants_write``: while it is true (a TCP connect in progress, or sends
+      the socket could not take at once waiting in ``ws.buffered_amount``),
+      Tk watches for writability too. Only then: an idle socket is always
+      writable, watching it all the time would spin.
+    * ``ws.timeout()``: the seconds until ``poll()`` must run even if the
+      socket stays quiet (the next keepalive ping, a pong's deadline, the
+      connect and close timeouts, the delay before reconnecting, a name
+      lookup; 0 for triggers already waiting). One single-shot ``after()``
+      timer is set for then; ``None`` means no timer at all.
+
+    An idle window therefore wakes up only when a keepalive ping is due, and a
+    closed one never. Tk on Windows cannot watch sockets: there, while a
+    connection is active, the timer is capped at :attr:`FALLBACK_MS`.
     """
 
-    TICK_MS = 25
-    IDLE_MS = 1000
+    FALLBACK_MS = 25
 
-    def __init__(
-        self, root: tkinter.Tk, ws: wsloop.WebSocket, *, idle_ms: int | None = IDLE_MS
-    ) -> None:
+    def __init__(self, root: tkinter.Tk, ws: wsloop.WebSocket) -> None:
         self.root = root
         self.ws = ws
-        self.idle_ms = idle_ms
         self.polls = 0
-        """How many times ``poll()`` ran (the self-test checks the idle count)."""
+        """How many times ``poll()`` ran (the self-test checks the counts)."""
         self._fd = -1
         self._mask = 0
         self._timer: str | None = None
-        self._timer_ms: int | None = None
         self._polling = False
         self._can_watch = hasattr(root.tk, "createfilehandler")
 
@@ -95,33 +90,35 @@ class TkSocketWatcher:
             return
         self._polling = True
         try:
-            # Each poll() fires the triggers of what has arrived. A few more
-            # calls take the rest, bounded so that a flood cannot freeze the
-            # window: the socket stays readable and Tk comes back for more.
-            for _ in range(16):
-                self.polls += 1
-                if not self.ws.poll():
-                    break
+            # One poll() per wake-up: what it leaves (more to read, triggers
+            # still queued) shows up as a readable socket or a timeout() of 0,
+            # so a flood cannot freeze the window.
+            self.polls += 1
+            self.ws.poll()
         finally:
             self._polling = False
             self.sync()
 
     def sync(self, *, new_socket: bool = False) -> None:
-        """Make what Tk watches match the connection's state.
+        """Make what Tk watches match what the WebSocket waits for.
 
         Args:
             new_socket: re-register even if the descriptor number is the
                 same (a new socket may reuse the old number); pass it after
                 ``connect()``.
         """
+        if self._polling:
+            return  # called from a handler: pump() syncs once poll() returns
         ws = self.ws
         fd = ws.fileno()
         mask = 0
         if fd >= 0 and self._can_watch:
             mask = tkinter.READABLE
-            if ws.buffered_amount:
+            if ws.wants_write:
                 mask |= tkinter.WRITABLE
-        if new_socket or (fd, mask) != (self._fd, self._mask):
+        # While connecting, the socket may be replaced inside poll() (the next
+        # address, a reconnection) by one with the same number: re-register.
+        if new_socket or ws.is_connecting or (fd, mask) != (self._fd, self._mask):
             # Unregister before Tk's loop runs again: the socket may be
             # closed already, and Tk must not wait on a closed descriptor.
             self._unwatch()
@@ -129,23 +126,20 @@ class TkSocketWatcher:
                 self.root.tk.createfilehandler(fd, mask, self.pump)
                 self._fd, self._mask = fd, mask
 
-        if ws.is_closed:
-            timer_ms = None
-        elif ws.is_open and self._fd >= 0:
-            timer_ms = self.idle_ms
-        else:
-            timer_ms = self.TICK_MS
-        if timer_ms != self._timer_ms:
-            if self._timer is not None:
-                self.root.after_cancel(self._timer)
-                self._timer = None
-            if timer_ms is not None:
-                self._timer = self.root.after(timer_ms, self._tick)
-            self._timer_ms = timer_ms
+        timeout = ws.timeout()
+        if not self._can_watch and not ws.is_closed:
+            fallback = self.FALLBACK_MS / 1000
+            timeout = fallback if timeout is None else min(timeout, fallback)
+        if self._timer is not None:
+            self.root.after_cancel(self._timer)
+            self._timer = None
+        if timeout is not None:
+            # Rounded up: a timer that fired early would only poll for nothing.
+            self._timer = self.root.after(math.ceil(timeout * 1000), self._on_timer)
 
-    def _tick(self) -> None:
-        self._timer = self._timer_ms = None
-        self.pump()  # pump() -> sync() sets the next tick if still needed
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.pump()
 
     def _unwatch(self) -> None:
         if self._fd >= 0:
@@ -277,13 +271,15 @@ class SelfTest:
     """``--self-test``: drive the window like a user, then print a report.
 
     The window's WebSocket pings every :attr:`PING_INTERVAL` seconds, to check
-    that the watcher keeps the keepalive going on a quiet connection.
+    that the watcher keeps the keepalive going on a quiet connection. Run it
+    against a server that never answers the handshake, with a short
+    ``--connect-timeout``, to check that the timeout fires without polling.
 
     The steps are a generator: it yields a condition to wait for (checked
     every 50 ms) or a number of milliseconds to let the loop run untouched.
     """
 
-    PING_INTERVAL = 0.4
+    PING_INTERVAL = 1.0
 
     def __init__(self, window: ChatWindow, timeout: float = 30.0) -> None:
         self.window = window
@@ -301,8 +297,13 @@ class SelfTest:
             """The log lines of received messages, without their "< "."""
             return [line[2:] for line in w.log_lines() if line.startswith("< ")]
 
+        # Connecting: the socket is watched (for writability while TCP connects),
+        # and the connect timeout is a single-shot timer; no polling meanwhile.
+        polls, start = w.watcher.polls, time.monotonic()
         w.connect_button.invoke()
         yield lambda: w.ws.is_open or w.ws.is_closed
+        self.report["connect_polls"] = w.watcher.polls - polls
+        self.report["connect_seconds"] = round(time.monotonic() - start, 3)
         if not w.ws.is_open:
             raise ConnectionError(w.ws.error_msg)
 
@@ -328,9 +329,10 @@ class SelfTest:
             any(line.endswith(f"[{n} characters]") for line in received()) for n in sizes
         )
 
-        # Idle: nothing to read or write, so no polling on a fast timer; but
-        # the keepalive pings (every PING_INTERVAL s here) still go out, and
-        # the pongs come back, so the round-trip time gets measured again.
+        # Idle: nothing to read or write, so no poll() but the keepalive's:
+        # the timer at ws.timeout() sends a ping when one is due (every
+        # PING_INTERVAL s here), and the pong wakes the read watch, so the
+        # round-trip time gets measured again. Two poll() calls per ping.
         cpu, polls = time.process_time(), w.watcher.polls
         self.report["latency_before"] = w.ws.latency
         yield 2000
@@ -374,15 +376,20 @@ class SelfTest:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("url", nargs="?", default=DEFAULT_URL, help=f"default: {DEFAULT_URL}")
+    parser.add_argument(
+        "--connect-timeout", type=float, default=10.0, metavar="SECONDS", help="default: 10"
+    )
     parser.add_argument("--self-test", action="store_true", help="run the scripted check")
     args = parser.parse_args(argv)
 
     root = tkinter.Tk()
+    options: dict[str, Any] = {"connect_timeout": args.connect_timeout}
     if args.self_test:
-        test = SelfTest(ChatWindow(root, args.url, ping_interval=SelfTest.PING_INTERVAL))
+        options["ping_interval"] = SelfTest.PING_INTERVAL
+        test = SelfTest(ChatWindow(root, args.url, **options))
         root.mainloop()
         return 0 if test.ok else 1
-    window = ChatWindow(root, args.url)
+    window = ChatWindow(root, args.url, **options)
     window.connect()
     root.mainloop()
     return 0

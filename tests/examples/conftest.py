@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,18 @@ def busy_echo_server() -> Iterator[EchoServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def silent_server_url() -> Iterator[str]:
+    """The URL of a port that accepts TCP connections and never says a word.
+
+    The kernel completes the TCP handshake for connections waiting in the
+    listening socket's backlog; nobody accepts them, so a client stays in the
+    WebSocket handshake until its connect timeout expires.
+    """
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as server:
+        yield f"ws://127.0.0.1:{server.getsockname()[1]}/room/silent"
 
 
 @pytest.fixture(scope="session")

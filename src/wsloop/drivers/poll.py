@@ -138,6 +138,7 @@ class PollDriver(BaseDriver):
         """A descriptor whose readability ends a wait early (-1: none)."""
         self._keepalive = Keepalive(config.ping_interval, config.ping_timeout)
         self._warned_full = False
+        self._tls_wants_write = False
         self._proxy: Proxy | None = None
         self._tunnel_host = ""
         """The destination host as the proxy is told it (an address for socks5://)."""
@@ -347,7 +348,10 @@ class PollDriver(BaseDriver):
     def wants_write(self) -> bool:
         """True while the socket should be watched for writability too."""
         return self._sock is not None and (
-            self._phase == "tcp" or bool(self._out) or bool(self._proxy_out)
+            self._phase == "tcp"
+            or bool(self._out)
+            or bool(self._proxy_out)
+            or self._tls_wants_write
         )
 
     def _next_deadline(self) -> float | None:
@@ -397,7 +401,7 @@ class PollDriver(BaseDriver):
         sock = self._sock
         if sock is None:
             return False, False
-        want_write = self._phase == "tcp" or bool(self._out) or bool(self._proxy_out)
+        want_write = self.wants_write
         if read and isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True, want_write
         fd = sock.fileno()
@@ -634,9 +638,13 @@ class PollDriver(BaseDriver):
         assert isinstance(sock, ssl.SSLSocket)
         url = self._url
         assert url is not None
+        self._tls_wants_write = False
         try:
             sock.do_handshake()
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        except ssl.SSLWantReadError:
+            return
+        except ssl.SSLWantWriteError:
+            self._tls_wants_write = True
             return
         except OSError as exc:  # ssl.SSLError included
             self._fail(tls_error(url, exc))
