@@ -1,0 +1,924 @@
+"""The :class:`AsyncWebSocket` façade: the WebSocket object for asyncio programs.
+
+It has the options, triggers, conditions and expressions of
+:class:`~wsloop.WebSocket`, with the same names; what waits is awaited.
+
+Theory of operation
+-------------------
+Each ``connect()`` makes an :class:`_Attempt`. The driver
+(:class:`~wsloop.drivers.asyncio.AsyncioDriver`) hands the attempt's events to
+its ``pending`` queue from the transport's callbacks. One dispatcher task per
+attempt takes them in order and, for each one: updates the expressions, runs
+the handler (awaiting it when it returns an awaitable, so an ``async def``
+handler finishes before the next event starts), then appends the event to the
+attempt's ``channel`` if an iterator or :meth:`AsyncWebSocket.recv` is
+attached. Without one there is no channel: nothing is kept for a reader that
+does not exist.
+
+Backpressure: the *backlog* is what waits in ``pending`` and ``channel``,
+counted in events and weighed in bytes. At ``max_queue`` events or above
+``max_backlog`` bytes the driver stops reading from the network; once both
+are down to a quarter, reading resumes. A slow handler or a slow iterator
+thus slows the server down (TCP flow control) instead of filling memory.
+
+After dispatching ``Opened``, the dispatcher waits until the task awaiting
+``connect()`` has resumed. That task runs on until its next ``await``, so an
+iterator it creates there (``await ws.connect(url)`` then ``async for``) sees
+every event after ``Opened``.
+
+Waiting is one broadcast: every change calls :meth:`AsyncWebSocket._changed`,
+which wakes all waiters; each checks its own condition again, and raises a
+handler's exception if one was stored meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import ssl as _ssl
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+
+from ._binary import BinaryData
+from ._client import validate_close
+from ._engine import header_items
+from ._url import parse_url
+from .drivers.asyncio import AsyncioDriver
+from .drivers.base import DEFAULT_USER_AGENT, Config
+from .events import BinaryMessage, Closed, Error, Event, Opened, TextMessage
+from .exceptions import ConcurrencyError, ConnectionClosedError, InvalidState
+from .sansio import DEFAULT_MAX_MESSAGE_SIZE, State
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ._url import URL
+
+__all__ = ["DEFAULT_MAX_BACKLOG", "AsyncWebSocket"]
+
+logger = logging.getLogger("wsloop.client")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_HANDLERS = ("on_opened", "on_closed", "on_error", "on_text_message", "on_binary_message")
+
+DEFAULT_MAX_BACKLOG = 2**20
+"""Bytes of undelivered events above which reading pauses (``max_backlog``)."""
+
+_EVENT_OVERHEAD = 64
+"""What an event weighs in the backlog besides its payload, in bytes."""
+
+_YIELD_EVERY = 256
+"""Events dispatched in a row before the dispatcher lets other tasks run."""
+
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def _weight(event: Event) -> int:
+    if type(event) is TextMessage:
+        return len(event.text) + _EVENT_OVERHEAD
+    if type(event) is BinaryMessage:
+        return len(event.data) + _EVENT_OVERHEAD
+    return _EVENT_OVERHEAD
+
+
+class _Driver(Protocol):
+    """What :class:`_FacadeBase` reads from a driver."""
+
+    @property
+    def state(self) -> State | None: ...
+    @property
+    def buffered_amount(self) -> int: ...
+    @property
+    def latency(self) -> float | None: ...
+
+
+def _parse_protocols(protocol: str | Sequence[str] | None) -> tuple[str, ...]:
+    if protocol is None:
+        protocols: tuple[str, ...] = ()
+    elif isinstance(protocol, str):
+        protocols = (protocol,) if protocol else ()
+    else:
+        protocols = tuple(protocol)
+    for name in protocols:
+        if not isinstance(name, str) or not name or not all(c in _TOKEN_CHARS for c in name):
+            raise ValueError(f"invalid subprotocol name {name!r}: it must be an HTTP token")
+    if len(set(protocols)) != len(protocols):
+        raise ValueError(f"subprotocol names repeat: {protocols!r}")
+    return protocols
+
+
+class _FacadeBase:
+    """What the sync and async façades share: options, handlers, conditions, expressions.
+
+    A subclass sets ``self._driver`` and dispatches events through
+    :meth:`_apply`, which updates the expressions and returns the handler.
+    """
+
+    on_opened: Callable[[Opened], object] | None
+    """On opened: called with :class:`Opened` once the connection is open."""
+    on_closed: Callable[[Closed], object] | None
+    """On closed: called with :class:`Closed`, exactly once per ``connect()``."""
+    on_error: Callable[[Error], object] | None
+    """On error: called with :class:`Error`; :class:`Closed` always follows."""
+    on_text_message: Callable[[TextMessage], object] | None
+    """On text message: called with :class:`TextMessage`."""
+    on_binary_message: Callable[[BinaryMessage], object] | None
+    """On binary message: called with :class:`BinaryMessage`."""
+
+    _driver: _Driver
+    _handler_names: ClassVar[tuple[str, ...]] = _HANDLERS
+    """The handler attributes; a subclass with more events extends it."""
+
+    def __init__(
+        self,
+        *,
+        compression: str | None,
+        max_message_size: int | None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+        origin: str | None,
+        user_agent: str | None,
+        connect_timeout: float | None,
+        close_timeout: float | None,
+        max_queue: int | None,
+        max_buffered_amount: int | None,
+        ping_interval: float | None,
+        ping_timeout: float | None,
+        ssl: _ssl.SSLContext | None,
+        cafile: str | None,
+        binary_data: BinaryData | None,
+    ) -> None:
+        if compression not in ("deflate", None):
+            raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
+        for name, limit in (
+            ("max_message_size", max_message_size),
+            ("max_queue", max_queue),
+            ("max_buffered_amount", max_buffered_amount),
+        ):
+            if limit is not None and limit <= 0:
+                raise ValueError(f"{name} must be positive or None")
+        for name, value in (
+            ("connect_timeout", connect_timeout),
+            ("close_timeout", close_timeout),
+            ("ping_interval", ping_interval),
+            ("ping_timeout", ping_timeout),
+        ):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive or None")
+        if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
+            raise TypeError("ssl must be an ssl.SSLContext")
+        pairs = header_items(
+            headers if headers is None or isinstance(headers, Mapping) else list(headers)
+        )
+        self._config = Config(
+            compression=compression,
+            max_message_size=max_message_size,
+            origin=origin,
+            headers=tuple(pairs),
+            connect_timeout=connect_timeout,
+            close_timeout=close_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            max_queue=max_queue,
+            max_buffered_amount=max_buffered_amount,
+            ssl=ssl,
+            cafile=cafile,
+            user_agent=user_agent,
+        )
+        self.binary_data = binary_data
+        """The :class:`BinaryData` that binary messages are written into, or ``None``."""
+        self.on_opened = None
+        self.on_closed = None
+        self.on_error = None
+        self.on_text_message = None
+        self.on_binary_message = None
+        self._url = ""
+        self._close_code = 0
+        self._close_reason = ""
+        self._error_msg = ""
+        self._message_text = ""
+        self._protocol = ""
+        self._active = False  # between connect() and the dispatch of its Closed
+
+    # Registration.
+
+    def event(self, fn: F) -> F:
+        """Decorator: register ``fn`` as the handler its name says.
+
+        ::
+
+            @ws.event
+            async def on_text_message(event): ...
+
+        Raises:
+            ValueError: the name is not one of the five handler names.
+        """
+        name = getattr(fn, "__name__", "")
+        names = self._handler_names
+        if name not in names:
+            raise ValueError(
+                f"unknown event handler name {name!r}; use one of: {', '.join(names)}"
+            )
+        setattr(self, name, fn)
+        return fn
+
+    def __setattr__(self, name: str, value: object) -> None:
+        names = self._handler_names
+        if name.startswith("on_") and name not in names:
+            raise AttributeError(f"unknown event handler {name!r}; use one of: {', '.join(names)}")
+        if name in names and value is not None and not callable(value):
+            raise TypeError(f"{name} must be callable or None, not {value!r}")
+        object.__setattr__(self, name, value)
+
+    # For the subclasses.
+
+    def _target(
+        self, url: str, protocol: str | Sequence[str] | None
+    ) -> tuple[URL, tuple[str, ...]]:
+        """Check the arguments of ``connect()``; raise ``ValueError`` before any I/O."""
+        return parse_url(url), _parse_protocols(protocol)
+
+    def _begin(self, url: str) -> None:
+        """A new connection starts: reset the expressions of the previous one."""
+        self._url = url
+        self._close_code = 0
+        self._close_reason = ""
+        self._error_msg = ""
+        self._protocol = ""
+        self._active = True
+
+    def _apply(self, event: Event) -> Callable[[Any], object] | None:
+        """Update the expressions for ``event``; return its handler, if set."""
+        cls = type(event)
+        if cls is TextMessage:
+            self._message_text = event.text  # type: ignore[union-attr]
+            return self.on_text_message
+        if cls is BinaryMessage:
+            if self.binary_data is not None:
+                self.binary_data.set_from_bytes(event.data)  # type: ignore[union-attr]
+            return self.on_binary_message
+        if cls is Opened:
+            self._protocol = event.subprotocol or ""  # type: ignore[union-attr]
+            return self.on_opened
+        if cls is Error:
+            self._error_msg = event.message  # type: ignore[union-attr]
+            return self.on_error
+        assert isinstance(event, Closed)
+        self._close_code = event.code
+        self._close_reason = event.reason
+        return self.on_closed
+
+    # Conditions.
+
+    @property
+    def is_connecting(self) -> bool:
+        """Is connecting: true while the connection is being established."""
+        return self._driver.state is State.CONNECTING
+
+    @property
+    def is_open(self) -> bool:
+        """Is open: true while the connection is open for messages."""
+        return self._driver.state is State.OPEN
+
+    @property
+    def is_closed(self) -> bool:
+        """True before the first ``connect()`` and once ``on_closed`` has fired."""
+        return not self._active
+
+    @property
+    def state(self) -> State | None:
+        """The connection's :class:`~wsloop.State`; ``None`` before ``connect()``."""
+        return self._driver.state
+
+    # Expressions.
+
+    @property
+    def close_code(self) -> int:
+        """CloseCode: the code of the last ``on_closed`` (0 before any)."""
+        return self._close_code
+
+    @property
+    def close_reason(self) -> str:
+        """CloseReason: the reason of the last ``on_closed``, possibly empty."""
+        return self._close_reason
+
+    @property
+    def error_msg(self) -> str:
+        """ErrorMsg: the message of the last ``on_error`` of this connection."""
+        return self._error_msg
+
+    @property
+    def message_text(self) -> str:
+        """MessageText: the text of the last text message."""
+        return self._message_text
+
+    @property
+    def protocol(self) -> str:
+        """The subprotocol the server selected, ``""`` if none."""
+        return self._protocol
+
+    @property
+    def url(self) -> str:
+        """The URL given to the last ``connect()``."""
+        return self._url
+
+    @property
+    def latency(self) -> float | None:
+        """Round-trip time of the last keepalive ping, in seconds (``None`` until one)."""
+        return self._driver.latency
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes sent with ``send_*`` that still wait to be written."""
+        return self._driver.buffered_amount
+
+    def __repr__(self) -> str:
+        state = self._driver.state
+        name = "IDLE" if state is None else state.name
+        return f"<{type(self).__name__} {name} {self._url!r}>"
+
+
+class _Attempt:
+    """One ``connect()`` as the façade sees it: queues and progress."""
+
+    def __init__(self) -> None:
+        self.pending: deque[Event] = deque()
+        """Events from the driver not dispatched yet."""
+        self.pending_size = 0
+        self.channel: deque[Event] | None = None
+        """Dispatched events not taken by the iterator or recv() yet; None: no reader."""
+        self.channel_size = 0
+        self.readers = 0
+        """Live iterators using the channel."""
+        self.recv_attached = False
+        """recv() was called: keep the channel until Closed is taken."""
+        self.consumed = False
+        """Closed was taken from the channel."""
+        self.dispatcher: asyncio.Task[None] | None = None
+        self.opened: Opened | None = None
+        self.error: Error | None = None
+        self.closed: Closed | None = None
+        self.settled = False
+        """Opened or Closed was dispatched: connect() can return."""
+        self.handed_off = False
+        """The task awaiting connect() has resumed."""
+        self.done = False
+        """on_closed returned (or the dispatcher ended otherwise)."""
+
+    @property
+    def backlog(self) -> int:
+        """Bytes waiting, message data weighed with a small overhead per event."""
+        return self.pending_size + self.channel_size
+
+    @property
+    def queued(self) -> int:
+        """Events waiting."""
+        return len(self.pending) + (0 if self.channel is None else len(self.channel))
+
+
+class AsyncWebSocket(_FacadeBase):
+    """A WebSocket client with triggers, for asyncio programs.
+
+    The same object as :class:`~wsloop.WebSocket`, with the I/O on the running
+    event loop. Handlers may be plain functions or ``async def``; one task per
+    connection runs them in order. The events can also be read with
+    ``async for`` or :meth:`recv`::
+
+        async with AsyncWebSocket() as ws:
+            ws.on_text_message = lambda event: print(event.text)
+            await ws.connect("ws://127.0.0.1:8765/room/lobby")
+            ws.send_text("hello")
+            await ws.wait_closed()
+
+    Args:
+        compression: ``"deflate"`` offers permessage-deflate (as browsers
+            do); ``None`` turns it off.
+        max_message_size: the largest message accepted from the server, in
+            bytes; a larger one fails the connection with 1009. ``None``
+            removes the limit.
+        connect_timeout: seconds for the name lookup, TCP, TLS and the
+            WebSocket handshake together; ``None`` waits forever.
+        close_timeout: seconds to wait for the server to finish the closing
+            handshake; ``None`` waits forever.
+        max_queue: how many received events may wait (for their handlers,
+            and for the iterator when one is active) before wsloop stops
+            reading from the socket (TCP flow control then slows the server);
+            reading resumes below a quarter of it. ``None``: no limit.
+        max_backlog: the same limit in bytes of message data; both apply.
+        max_buffered_amount: while more than this many bytes wait to be
+            written, ``send_*`` refuse new messages (return ``False``, with a
+            warning in the log) instead of growing without bound; ``None``:
+            no limit.
+        ping_interval: seconds between keepalive pings on an open connection;
+            ``None`` sends none.
+        ping_timeout: seconds to wait for the pong; when it does not come,
+            the connection fails with "keepalive timeout" and 1006. ``None``
+            waits forever.
+        ssl: an :class:`ssl.SSLContext` for ``wss://``; by default one that
+            verifies certificates and host names against the system's CAs.
+        cafile: a PEM file of CA certificates to trust instead of the
+            system's (ignored when ``ssl`` is given).
+        headers: extra HTTP headers for the handshake request.
+        origin: the ``Origin`` header.
+        user_agent: the ``User-Agent`` header; ``None`` sends none.
+        binary_data: a :class:`BinaryData` that every binary message is
+            written into before ``on_binary_message`` runs.
+    """
+
+    _driver: AsyncioDriver
+
+    def __init__(
+        self,
+        *,
+        # Protocol
+        compression: str | None = "deflate",
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        origin: str | None = None,
+        user_agent: str | None = DEFAULT_USER_AGENT,
+        # Timeouts
+        connect_timeout: float | None = 10.0,
+        close_timeout: float | None = 5.0,
+        # Limits
+        max_queue: int | None = 1024,
+        max_backlog: int | None = DEFAULT_MAX_BACKLOG,
+        max_buffered_amount: int | None = 16 * 2**20,
+        # Keepalive
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        # TLS
+        ssl: _ssl.SSLContext | None = None,
+        cafile: str | None = None,
+        # Messages
+        binary_data: BinaryData | None = None,
+    ) -> None:
+        super().__init__(
+            compression=compression,
+            max_message_size=max_message_size,
+            headers=headers,
+            origin=origin,
+            user_agent=user_agent,
+            connect_timeout=connect_timeout,
+            close_timeout=close_timeout,
+            max_queue=max_queue,
+            max_buffered_amount=max_buffered_amount,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            ssl=ssl,
+            cafile=cafile,
+            binary_data=binary_data,
+        )
+        if max_backlog is not None and max_backlog <= 0:
+            raise ValueError("max_backlog must be positive or None")
+        self._max_backlog = max_backlog
+        self._driver = AsyncioDriver(self._config, self._deliver, self._changed)
+        self._attempt: _Attempt | None = None
+        self._handler_error: BaseException | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+        self._receiving = False
+
+    # Actions.
+
+    async def connect(self, url: str, protocol: str | Sequence[str] | None = None) -> None:
+        """Connect: open a connection to ``url``; return once it is open.
+
+        ``on_opened`` has run when this returns. When the connection fails,
+        ``on_error`` then ``on_closed`` run, and this raises the exception of
+        the :class:`~wsloop.Error` event (its text is ``error_msg``). A
+        connection still active is closed first, and waited for.
+
+        Args:
+            url: ``ws://`` or ``wss://`` (``http(s)://`` are taken as
+                ``ws(s)://``).
+            protocol: a required subprotocol, or several in order of
+                preference. The connection fails unless the server selects one.
+
+        Raises:
+            ValueError: the URL or a subprotocol name is malformed.
+            WebSocketError: the connection failed; a subclass says how.
+            RuntimeError: called from a handler while the connection is active.
+
+        Cancelling the call abandons the attempt (``on_error`` and
+        ``on_closed`` still fire).
+        """
+        self._raise_handler_error()
+        parsed, protocols = self._target(url, protocol)
+        loop = asyncio.get_running_loop()
+        if self._active:
+            old = self._attempt
+            if old is not None and self._in_dispatcher(old):
+                raise RuntimeError(
+                    "connect() from an event handler while the connection is active would "
+                    "wait forever: call close() and connect again from on_closed"
+                )
+            self.close()
+            await self.wait_closed()
+        att = _Attempt()
+        self._attempt = att
+        self._begin(url)
+        att.dispatcher = loop.create_task(self._dispatch_loop(att), name="wsloop-dispatch")
+        try:
+            self._driver.connect(parsed, protocols)
+        except BaseException:  # pragma: no cover - the arguments were checked above
+            att.dispatcher.cancel()
+            self._active = False
+            raise
+        try:
+            await self._wait_for(lambda: att.settled)
+        except asyncio.CancelledError:
+            if not att.settled and att is self._attempt:
+                self._driver.close(1000, "")
+            raise
+        finally:
+            att.handed_off = True
+            self._changed()
+        if att.opened is not None:
+            return
+        if att.error is not None:
+            raise att.error.exception
+        closed = att.closed  # pragma: no cover - the contract puts an Error first
+        code, reason = (1006, "") if closed is None else (closed.code, closed.reason)
+        raise ConnectionClosedError(code, reason or "the connection closed before it opened")
+
+    def send_text(self, text: str) -> bool:
+        """Send text: send a text message if the connection is open.
+
+        Returns:
+            ``True`` if the message was accepted; ``False`` (and nothing is
+            sent) when the connection is not open. Never blocks: what the
+            network cannot take at once waits in :attr:`buffered_amount`
+            (await :meth:`drain` to keep that small).
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"send_text() takes a str, not {type(text).__name__}")
+        return self._driver.send_text(text)
+
+    def send_binary(self, data: bytes | bytearray | memoryview | BinaryData) -> bool:
+        """Send binary: send a binary message if the connection is open.
+
+        Args:
+            data: bytes-like, or a :class:`BinaryData` (its whole contents).
+
+        Returns:
+            ``True`` if accepted, ``False`` when the connection is not open.
+        """
+        if isinstance(data, BinaryData):
+            payload: bytes | bytearray | memoryview = bytes(data)
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            payload = data
+        else:
+            raise TypeError(
+                f"send_binary() takes bytes, bytearray, memoryview or BinaryData, "
+                f"not {type(data).__name__}"
+            )
+        return self._driver.send_binary(payload)
+
+    def ping(self, data: bytes = b"") -> bool:
+        """Send a ping if the connection is open; return whether it was sent."""
+        if len(data) > 125:
+            raise ValueError("a ping carries at most 125 bytes")
+        return self._driver.send_ping(bytes(data))
+
+    async def drain(self) -> None:
+        """Wait until at most 64 KiB (``WRITE_LIMIT``) of sent data waits to be written.
+
+        Returns at once when that is already so, or when the connection is
+        not open. A producer that sends a lot calls it between sends.
+        """
+        driver = self._driver
+        await self._wait_for(lambda: not driver.writing_paused)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close: start closing the connection, whatever its state; return at once.
+
+        ``on_closed`` fires once the server answers (or ``close_timeout``
+        expires); await :meth:`wait_closed` for it, or use :meth:`aclose`.
+        While connecting, the attempt is abandoned (``on_error`` then
+        ``on_closed`` with 1006, as in a browser). Does nothing when closed.
+
+        Raises:
+            ValueError: ``code`` is not 1000 or 3000-4999, or ``reason`` is
+                longer than 123 bytes in UTF-8.
+        """
+        validate_close(code, reason)
+        self._driver.close(code, reason)
+
+    async def wait_closed(self) -> None:
+        """Wait until ``on_closed`` of the current connection has returned.
+
+        Returns at once before any ``connect()``. Raises what a handler raised,
+        if one did since the last call that reported it.
+
+        Raises:
+            RuntimeError: called from a handler of the connection it would
+                wait for (it would wait forever).
+        """
+        att = self._attempt
+        if att is not None and not att.done:
+            if self._in_dispatcher(att):
+                if att.closed is None:
+                    raise RuntimeError(
+                        "wait_closed() from an event handler would wait forever: "
+                        "call close() and let the handler return"
+                    )
+            else:
+                await self._wait_for(lambda: att.done)
+        self._raise_handler_error()
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        """:meth:`close`, then :meth:`wait_closed`."""
+        self.close(code, reason)
+        await self.wait_closed()
+
+    # Reading events instead of (or besides) handling them.
+
+    async def recv(self) -> Event:
+        """Return the next event of the current connection.
+
+        The first call attaches a reader to the connection: from then on,
+        every event is kept for ``recv()`` (after its handler ran) until
+        ``Closed`` is returned, so keep calling it. A reader attached once the
+        connection is open gets its :class:`~wsloop.Opened` first. After
+        ``Closed``, every call returns that ``Closed`` again.
+
+        Raises:
+            InvalidState: no ``connect()`` yet.
+            ConcurrencyError: another task is already waiting for an event.
+            RuntimeError: called from a handler (it would wait forever).
+        """
+        self._raise_handler_error()
+        att = self._attempt
+        if att is None:
+            raise InvalidState("recv() called before connect()")
+        if self._in_dispatcher(att):
+            raise RuntimeError("recv() from an event handler would wait forever")
+        if not att.consumed and not att.done and att.channel is None:
+            self._attach(att)
+        if att.channel is not None:
+            att.recv_attached = True
+            event = await self._take(att)
+            if event is not None:
+                return event
+        if att.closed is None:  # pragma: no cover - only if the loop cancelled the dispatcher
+            raise InvalidState("the connection ended without a Closed event")
+        return att.closed
+
+    def __aiter__(self) -> _EventIterator:
+        """``async for event in ws``: the events of the current connection.
+
+        Starts with :class:`~wsloop.Opened` (also when created after
+        ``connect()`` returned), then every event dispatched while the
+        iterator lives, and ends after :class:`~wsloop.Closed`. Handlers run
+        first. Over a closed connection (or before any), it yields nothing.
+        """
+        return _EventIterator(self, self._attempt)
+
+    # Context manager: closing on exit.
+
+    async def __aenter__(self) -> AsyncWebSocket:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # What the handlers and the iterator run on.
+
+    @property
+    def driver(self) -> AsyncioDriver:
+        """The driver doing the I/O."""
+        return self._driver
+
+    def _deliver(self, events: list[Event]) -> None:
+        """The driver's callback: new events of the current attempt."""
+        att = self._attempt
+        if att is None:  # pragma: no cover - the driver only runs after connect()
+            return
+        for event in events:
+            att.pending.append(event)
+            att.pending_size += _weight(event)
+        self._flow(att)
+        self._changed()
+
+    async def _dispatch_loop(self, att: _Attempt) -> None:
+        in_a_row = 0
+        try:
+            while True:
+                if not att.pending:
+                    in_a_row = 0
+                    await self._wait_for(lambda: bool(att.pending), raise_errors=False)
+                event = att.pending.popleft()
+                att.pending_size -= _weight(event)
+                if isinstance(event, Closed):
+                    att.closed = event  # before the handler: wait_closed() there returns
+                    self._active = False  # and connect() there starts the next connection
+                handler = self._apply(event)
+                if handler is not None:
+                    await self._run_handler(handler, event)
+                if att.channel is not None:
+                    att.channel.append(event)
+                    att.channel_size += _weight(event)
+                if isinstance(event, Opened):
+                    att.opened = event  # after the channel: _attach() replays it once
+                    att.settled = True
+                elif isinstance(event, Error):
+                    att.error = event
+                elif isinstance(event, Closed):
+                    att.settled = True
+                self._flow(att)
+                self._changed()
+                if isinstance(event, Closed):
+                    return
+                if isinstance(event, Opened):
+                    await self._wait_for(lambda: att.handed_off, raise_errors=False)
+                in_a_row += 1
+                if in_a_row >= _YIELD_EVERY:
+                    in_a_row = 0
+                    await asyncio.sleep(0)
+        finally:
+            att.done = True
+            self._changed()
+
+    async def _run_handler(self, handler: Callable[[Any], object], event: Event) -> None:
+        try:
+            result = handler(event)
+            if inspect.isawaitable(result):
+                await result
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            self._handler_failed(handler, exc)
+        except Exception as exc:
+            self._handler_failed(handler, exc)
+
+    def _handler_failed(self, handler: Callable[[Any], object], exc: BaseException) -> None:
+        name = getattr(handler, "__name__", repr(handler))
+        logger.error("event handler %s raised %s", name, type(exc).__name__, exc_info=exc)
+        if self._handler_error is None:
+            self._handler_error = exc
+        self._changed()
+
+    def _raise_handler_error(self) -> None:
+        exc = self._handler_error
+        if exc is not None:
+            self._handler_error = None
+            raise exc
+
+    def _in_dispatcher(self, att: _Attempt) -> bool:
+        task = att.dispatcher
+        return task is not None and asyncio.current_task() is task
+
+    def _flow(self, att: _Attempt) -> None:
+        """Pause or resume reading as the backlog crosses the marks."""
+        if att is not self._attempt:
+            return
+        driver = self._driver
+        max_bytes = self._max_backlog
+        max_events = self._config.max_queue
+        backlog = att.backlog
+        queued = att.queued
+        if (max_bytes is not None and backlog > max_bytes) or (
+            max_events is not None and queued >= max_events
+        ):
+            if not driver.reading_paused:
+                driver.pause_reading()
+        elif (
+            driver.reading_paused
+            and (max_bytes is None or backlog <= max_bytes // 4)
+            and (max_events is None or queued <= max_events // 4)
+        ):
+            driver.resume_reading()
+
+    def _attach(self, att: _Attempt) -> None:
+        """Start keeping events for a reader; replay Opened if it went by."""
+        if att.channel is None:
+            att.channel = deque()
+            att.channel_size = 0
+            if att.opened is not None:
+                att.channel.append(att.opened)
+                att.channel_size = _weight(att.opened)
+
+    def _release(self, att: _Attempt) -> None:
+        """An iterator is gone; drop the channel when nobody reads it any more."""
+        att.readers -= 1
+        if att.readers <= 0 and not att.recv_attached and att.channel is not None:
+            att.channel = None
+            att.channel_size = 0
+            self._flow(att)
+            self._changed()
+
+    async def _take(self, att: _Attempt) -> Event | None:
+        """The next event of the channel; ``None`` when there will be none."""
+        if self._receiving:
+            raise ConcurrencyError("another task is already waiting for the next event")
+        self._receiving = True
+        try:
+            await self._wait_for(lambda: bool(att.channel) or att.channel is None or att.done)
+        finally:
+            self._receiving = False
+        channel = att.channel
+        if not channel:
+            return None
+        event = channel.popleft()
+        att.channel_size -= _weight(event)
+        if type(event) is Closed:
+            att.consumed = True
+            att.channel = None
+            att.channel_size = 0
+        self._flow(att)
+        return event
+
+    # Waiting.
+
+    def _changed(self) -> None:
+        """Something changed: wake every waiter to check its condition."""
+        waiters = self._waiters
+        if waiters:
+            self._waiters = []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def _wait_for(self, predicate: Callable[[], bool], *, raise_errors: bool = True) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if raise_errors:
+                self._raise_handler_error()
+            if predicate():
+                return
+            fut: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            finally:
+                if not fut.done():
+                    fut.cancel()
+                    if fut in self._waiters:
+                        self._waiters.remove(fut)
+
+
+class _EventIterator:
+    """What ``async for event in ws`` iterates; keeps the channel while it lives."""
+
+    def __init__(self, ws: AsyncWebSocket, att: _Attempt | None) -> None:
+        self._ws = ws
+        self._att = att
+        self._finished = att is None or att.consumed or (att.done and att.channel is None)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        if att is not None and not self._finished:
+            ws._attach(att)
+            att.readers += 1
+            try:
+                self._loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._loop = None
+
+    def __aiter__(self) -> _EventIterator:
+        return self
+
+    async def __anext__(self) -> Event:
+        att = self._att
+        if self._finished or att is None:
+            raise StopAsyncIteration
+        ws = self._ws
+        ws._raise_handler_error()
+        if ws._in_dispatcher(att):
+            raise RuntimeError("iterating from an event handler would wait forever")
+        event = await ws._take(att)
+        if event is None or type(event) is Closed:
+            self._finish()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+    async def aclose(self) -> None:
+        """Stop iterating: events are no longer kept for this iterator."""
+        self._finish()
+
+    def _finish(self) -> None:
+        if not self._finished:
+            self._finished = True
+            att = self._att
+            if att is not None:
+                self._ws._release(att)
+
+    def __del__(self) -> None:
+        if not self._finished:
+            # Left by a break or an exception: release the channel from the
+            # loop, not from wherever the garbage collector runs.
+            self._finished = True
+            loop = self._loop
+            att = self._att
+            if loop is not None and att is not None and not loop.is_closed():
+                with contextlib.suppress(RuntimeError):  # the loop is shutting down
+                    loop.call_soon(self._ws._release, att)

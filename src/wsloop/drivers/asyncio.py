@@ -1,0 +1,663 @@
+"""The asyncio driver: asyncio transports feeding a :class:`~wsloop.sansio.Session`.
+
+Made for :class:`~wsloop.AsyncWebSocket`: everything runs in the event loop's
+callbacks, so the loop is never blocked, and it works with any loop that
+implements the standard transport API (the default loop, uvloop).
+
+Theory of operation
+-------------------
+:meth:`AsyncioDriver.connect` starts one task per connection attempt for the
+steps before the WebSocket handshake. ``_phase`` names the step in progress,
+so that a connect timeout says where it struck:
+
+``resolve``
+    ``loop.getaddrinfo()``, skipped for IP literals.
+``tcp``
+    ``loop.sock_connect()`` to each address in turn until one answers; the
+    socket then becomes a transport bound to a :class:`_Protocol`.
+``tls``
+    For ``wss://``, ``loop.start_tls()`` on that transport, verifying the
+    certificate and the host name (SNI set).
+``ws``
+    The handshake request is written; from now on the transport's callbacks
+    (``data_received``, ``eof_received``, ``connection_lost``) feed the session
+    and every call ends by writing what the session wants sent and handing its
+    events to the ``deliver`` callback.
+
+One loop timer covers all four phases (the connect timeout); another starts
+when the session expects the server to close TCP (the close timeout); a third
+follows :class:`~wsloop.drivers._keepalive.Keepalive` while the connection is
+open. They end the session with the same texts as every other driver.
+
+Flow control. Writes never wait: the transport buffers what the socket does
+not take, :attr:`AsyncioDriver.buffered_amount` says how much, and
+:attr:`AsyncioDriver.writing_paused` is true while that is above
+:data:`WRITE_LIMIT`. Reads stop while the consumer says so with
+:meth:`AsyncioDriver.pause_reading`, which is how the façade keeps the events
+it has not delivered yet bounded. What the transport delivers is fed to the
+session in slices of :data:`_FEED_SLICE` bytes, so that a pause requested
+while handling one slice keeps the rest unparsed (held, with an EOF that came
+after it) instead of turning a whole read, perhaps compressed, into events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import TimeoutError, WebSocketError
+from ..sansio import Session, State
+from ._common import (
+    connect_error,
+    connect_timeout,
+    connection_lost,
+    resolve_error,
+    ssl_context,
+    tls_error,
+)
+from ._keepalive import Keepalive
+
+if TYPE_CHECKING:
+    import ssl
+    from collections.abc import Callable
+
+    from .._url import URL
+    from ..events import Event
+    from .base import Config
+
+__all__ = ["WRITE_LIMIT", "AsyncioDriver"]
+
+logger = logging.getLogger("wsloop.client")
+
+WRITE_LIMIT = 64 * 1024
+"""Bytes buffered for writing above which :attr:`AsyncioDriver.writing_paused` is true."""
+
+_FEED_SLICE = 16 * 1024
+"""Bytes given to the session at a time, so that a pause takes effect within a read."""
+
+
+def _is_ip_literal(host: str) -> bool:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return True
+    return False
+
+
+class _Protocol(asyncio.Protocol):
+    """The transport's view of one connection attempt; forwards to the driver."""
+
+    def __init__(self, driver: AsyncioDriver, session: Session) -> None:
+        self._driver = driver
+        self._session = session
+        self.writing_paused = False
+
+    def data_received(self, data: bytes) -> None:
+        self._driver._data_received(self._session, data)
+
+    def eof_received(self) -> bool | None:
+        self._driver._eof_received(self._session)
+        return None  # let the transport close itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.writing_paused = False
+        self._driver._connection_lost(self._session, exc)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._driver._writable(self._session)
+
+
+class AsyncioDriver:
+    """Runs connections on the running asyncio loop; one connection at a time.
+
+    Args:
+        config: the options of the WebSocket.
+        deliver: called with each batch of new events, in order, from the
+            loop's callbacks. It must not block; it may call
+            :meth:`pause_reading`.
+        wake: called, if given, when :attr:`writing_paused` turns false or the
+            connection ends, for whoever waits on that.
+
+    It has the same attributes as :class:`~wsloop.drivers.base.BaseDriver`
+    where they make sense, but no ``poll()``: the event loop does the polling.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        deliver: Callable[[list[Event]], None],
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        """The options this driver was made with."""
+        self._deliver = deliver
+        self._wake = wake
+        self._session: Session | None = None
+        self._url: URL | None = None
+        self._phase = "idle"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._protocol: _Protocol | None = None
+        self._transport: asyncio.Transport | None = None
+        self._connect_timer: asyncio.TimerHandle | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._keepalive = Keepalive(config.ping_interval, config.ping_timeout)
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._opened = False  # the current session has left CONNECTING
+        self._reading_paused = False
+        self._ssl_context: ssl.SSLContext | None = None
+        self._warned_full = False
+        self._held: deque[memoryview] = deque()
+        """Bytes received but not parsed yet because reading is paused."""
+        self._held_end = False
+        """The server's EOF came after the held bytes."""
+        self._feeding_scheduled = False
+
+    # What the façade reads.
+
+    @property
+    def state(self) -> State | None:
+        """The state of the current connection; ``None`` before any ``connect()``."""
+        session = self._session
+        return None if session is None else session.state
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol of the current connection, once open."""
+        session = self._session
+        return None if session is None else session.subprotocol
+
+    @property
+    def phase(self) -> str:
+        """``"resolve"``, ``"tcp"``, ``"tls"``, ``"ws"``, or ``"idle"`` when there is no I/O."""
+        return self._phase
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes accepted by ``send_*`` that the transport has not written yet."""
+        transport = self._transport
+        if transport is None or self._phase != "ws":
+            return 0
+        return transport.get_write_buffer_size()
+
+    @property
+    def writing_paused(self) -> bool:
+        """True while more than :data:`WRITE_LIMIT` bytes wait to be written."""
+        protocol = self._protocol
+        return protocol is not None and self._phase == "ws" and protocol.writing_paused
+
+    @property
+    def latency(self) -> float | None:
+        """Round-trip time of the last keepalive ping, in seconds."""
+        return self._keepalive.latency
+
+    @property
+    def reading_paused(self) -> bool:
+        """True between :meth:`pause_reading` and :meth:`resume_reading` (or a new connect)."""
+        return self._reading_paused
+
+    def fileno(self) -> int:
+        """The socket's file descriptor, or -1 when there is none."""
+        transport = self._transport
+        if transport is None:
+            return -1
+        sock = transport.get_extra_info("socket")
+        return -1 if sock is None else int(sock.fileno())
+
+    # Actions.
+
+    def connect(self, url: URL, subprotocols: tuple[str, ...]) -> None:
+        """Start a connection on the running loop; return at once.
+
+        A connection still active is ended first (an Error and a Closed that
+        are delivered before anything of the new one).
+
+        Raises:
+            RuntimeError: no event loop is running in this thread.
+        """
+        loop = asyncio.get_running_loop()
+        old = self._session
+        if old is not None and old.state is not State.CLOSED:
+            self._fail(old, None)
+        config = self.config
+        session = Session(
+            url,
+            subprotocols=subprotocols,
+            compression=config.compression,
+            max_message_size=config.max_message_size,
+            origin=config.origin,
+            headers=config.headers,
+            user_agent=config.user_agent,
+        )
+        self._session = session
+        self._url = url
+        self._loop = loop
+        self._phase = "resolve"
+        self._opened = False
+        self._reading_paused = False
+        self._held.clear()
+        self._held_end = False
+        self._protocol = None
+        self._transport = None
+        timeout = config.connect_timeout
+        if timeout is not None:
+            self._connect_timer = loop.call_later(timeout, self._connect_expired, session)
+        self._task = loop.create_task(self._open(session, url), name="wsloop-connect")
+
+    def send_text(self, text: str) -> bool:
+        """Send a text message if open; return whether it was accepted."""
+        session = self._session
+        if session is None or self._send_buffer_full() or not session.send_text(text):
+            return False
+        self._flush(session)
+        return True
+
+    def send_binary(self, data: bytes | bytearray | memoryview) -> bool:
+        """Send a binary message if open; return whether it was accepted."""
+        session = self._session
+        if session is None or self._send_buffer_full() or not session.send_binary(data):
+            return False
+        self._flush(session)
+        return True
+
+    def _send_buffer_full(self) -> bool:
+        """True (with one warning) while ``max_buffered_amount`` is reached."""
+        limit = self.config.max_buffered_amount
+        size = self.buffered_amount
+        if limit is None or size < limit:
+            self._warned_full = False
+            return False
+        if not self._warned_full:
+            self._warned_full = True
+            logger.warning(
+                "send buffer full (%d bytes wait for the network, max_buffered_amount=%d): "
+                "messages are not sent until it drains",
+                size,
+                limit,
+            )
+        return True
+
+    def send_ping(self, data: bytes = b"") -> bool:
+        """Send a ping if open; return whether it was accepted."""
+        session = self._session
+        if session is None or not session.send_ping(data):
+            return False
+        self._flush(session)
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        """Start closing the current connection (``code`` already validated).
+
+        While connecting, the attempt is abandoned at once: Error, then Closed.
+        """
+        session = self._session
+        if session is None or session.state is State.CLOSED:
+            return
+        session.send_close(code, reason)
+        self._flush(session)
+
+    def pause_reading(self) -> None:
+        """Stop reading from the network until :meth:`resume_reading`.
+
+        Takes effect at once, even in the middle of what the transport
+        delivered: the rest is held, unparsed, until reading resumes.
+        """
+        self._reading_paused = True
+        transport = self._transport
+        if transport is not None and self._phase == "ws" and transport.is_reading():
+            transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read from the network again (held bytes first, from a loop callback)."""
+        if not self._reading_paused:
+            return
+        self._reading_paused = False
+        loop = self._loop
+        if self._phase != "ws" or loop is None:
+            return
+        if self._held or self._held_end:
+            if not self._feeding_scheduled:
+                self._feeding_scheduled = True
+                loop.call_soon(self._feed_held, self._session)
+        else:
+            self._resume_transport()
+
+    def _resume_transport(self) -> None:
+        transport = self._transport
+        if (
+            transport is not None
+            and not transport.is_closing()
+            and not transport.is_reading()
+            and not self._reading_paused
+        ):
+            transport.resume_reading()
+
+    # The steps before the WebSocket handshake.
+
+    async def _open(self, session: Session, url: URL) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if _is_ip_literal(url.host):
+                infos = socket.getaddrinfo(
+                    url.host, url.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+                )
+            else:
+                infos = await loop.getaddrinfo(url.host, url.port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            self._fail(session, resolve_error(url.host, exc))
+            return
+        if not infos:
+            self._fail(session, resolve_error(url.host, None))
+            return
+        self._phase = "tcp"
+        sock = await self._connect_socket(loop, session, url, infos)
+        if sock is None:
+            return
+        protocol = _Protocol(self, session)
+        try:
+            transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
+        except BaseException as exc:
+            sock.close()  # closed or detached already, unless the loop failed early
+            if isinstance(exc, Exception):
+                self._fail(session, connect_error(url, exc))
+                return
+            raise
+        self._protocol = protocol
+        self._transport = transport
+        if url.secure:
+            self._phase = "tls"
+            if not await self._start_tls(loop, session, url, transport, protocol):
+                return
+        self._phase = "ws"
+        transport = self._transport
+        assert transport is not None
+        transport.set_write_buffer_limits(high=WRITE_LIMIT, low=WRITE_LIMIT)
+        if self._reading_paused:
+            transport.pause_reading()
+        self._flush(session)
+
+    async def _connect_socket(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        session: Session,
+        url: URL,
+        infos: list[tuple[Any, ...]],
+    ) -> socket.socket | None:
+        """Connect to the first address that answers; fail the session if none does."""
+        last: OSError | None = None
+        for family, type_, proto, _, addr in infos:
+            try:
+                sock = socket.socket(family, type_, proto)
+            except OSError as exc:
+                last = exc
+                continue
+            try:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, addr)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError as exc:
+                sock.close()
+                last = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        self._fail(session, connect_error(url, last))
+        return None
+
+    async def _start_tls(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        session: Session,
+        url: URL,
+        transport: asyncio.Transport,
+        protocol: _Protocol,
+    ) -> bool:
+        """Upgrade the transport to TLS; on failure, fail the session and say so."""
+        ctx = self._ssl_context
+        if ctx is None:
+            # Loading the system's CA certificates reads files: not on the loop.
+            try:
+                ctx = await loop.run_in_executor(None, ssl_context, self.config)
+            except (OSError, ValueError) as exc:
+                self._fail(session, tls_error(url, exc))
+                return False
+            self._ssl_context = ctx
+        # asyncio's own handshake timeout must not fire before ours.
+        timeout = self.config.connect_timeout
+        try:
+            tls = await loop.start_tls(
+                transport,
+                protocol,
+                ctx,
+                server_hostname=url.host,
+                ssl_handshake_timeout=None if timeout is None else timeout + 5.0,
+            )
+        except Exception as exc:
+            self._fail(session, tls_error(url, exc))
+            return False
+        if tls is None:  # pragma: no cover - only a loop without TLS support
+            self._fail(session, tls_error(url, RuntimeError("the loop cannot start TLS")))
+            return False
+        self._transport = tls
+        return True
+
+    # Transport callbacks (through _Protocol).
+
+    def _data_received(self, session: Session, data: bytes) -> None:
+        if session is not self._session or self._phase != "ws":
+            return
+        if self._held or self._reading_paused:
+            self._held.append(memoryview(data))  # after what waits already, in order
+            transport = self._transport
+            if transport is not None and transport.is_reading():
+                transport.pause_reading()  # _feed_held() resumes it
+            return
+        rest = self._feed(session, memoryview(data))
+        if rest is not None:
+            self._held.append(rest)
+
+    def _feed(self, session: Session, data: memoryview) -> memoryview | None:
+        """Feed ``data`` slice by slice while reading is not paused; return the rest."""
+        pos = 0
+        size = len(data)
+        while pos < size:
+            if self._reading_paused:
+                return data[pos:]
+            session.receive_data(bytes(data[pos : pos + _FEED_SLICE]))
+            pos += _FEED_SLICE
+            self._flush(session)
+            if session.state is State.CLOSED or session is not self._session:
+                return None
+        return None
+
+    def _feed_held(self, session: Session | None) -> None:
+        """Feed what was held while reading was paused, then read again."""
+        self._feeding_scheduled = False
+        if session is not self._session or session is None or self._phase != "ws":
+            return
+        held = self._held
+        while held and not self._reading_paused:
+            rest = self._feed(session, held.popleft())
+            if session is not self._session or self._phase != "ws":
+                return
+            if rest is not None:
+                held.appendleft(rest)
+        if held or self._reading_paused:
+            return
+        if self._held_end:
+            self._held_end = False
+            session.receive_eof()
+            self._flush(session)
+        else:
+            self._resume_transport()
+
+    def _eof_received(self, session: Session) -> None:
+        if session is not self._session or self._phase != "ws":
+            return
+        if self._held:
+            self._held_end = True  # after the held bytes
+            return
+        session.receive_eof()
+        self._flush(session)
+
+    def _connection_lost(self, session: Session, exc: Exception | None) -> None:
+        if session is not self._session:
+            return
+        if self._phase == "ws" and session.state is not State.CLOSED:
+            if exc is None and self._held:
+                self._held_end = True  # after the held bytes
+            elif exc is None:
+                session.receive_eof()
+                self._flush(session)
+            else:
+                self._held.clear()
+                session.abort(connection_lost(exc))
+                self._flush(session)
+        # Before the "ws" phase the connecting task sees the failure and reports it.
+        self._notify()
+
+    def _writable(self, session: Session) -> None:
+        if session is self._session:
+            self._notify()
+
+    # Timers.
+
+    def _connect_expired(self, session: Session) -> None:
+        if session is self._session and session.state is State.CONNECTING:
+            self._connect_timer = None
+            self._fail(session, connect_timeout(self._phase, self.config.connect_timeout))
+
+    def _close_expired(self, session: Session) -> None:
+        if session is self._session and session.state is not State.CLOSED:
+            self._close_timer = None
+            seconds = self.config.close_timeout or 0.0
+            self._fail(session, TimeoutError("closing handshake", seconds))
+
+    def _keepalive_due(self, session: Session) -> None:
+        self._keepalive_timer = None
+        loop = self._loop
+        if session is not self._session or session.state is not State.OPEN or loop is None:
+            return
+        action = self._keepalive.tick(loop.time())
+        if action is not None and action[0] == "ping":
+            session.send_ping(action[1])
+            self._flush(session)
+        elif action is not None:
+            self._fail(session, TimeoutError("keepalive", self.config.ping_timeout or 0.0))
+            return
+        self._arm_keepalive(session)
+
+    def _arm_keepalive(self, session: Session) -> None:
+        """Point the keepalive timer at the next thing it has to do."""
+        loop = self._loop
+        timer = self._keepalive_timer
+        deadline = self._keepalive.deadline()
+        if timer is not None:
+            if deadline is not None and timer.when() == deadline:
+                return
+            timer.cancel()
+            self._keepalive_timer = None
+        if deadline is not None and loop is not None and session.state is State.OPEN:
+            self._keepalive_timer = loop.call_at(deadline, self._keepalive_due, session)
+
+    # Plumbing.
+
+    def _flush(self, session: Session) -> None:
+        """Write what the session wants sent, arm the close timer, deliver events."""
+        transport = self._transport
+        if self._phase == "ws" and transport is not None:
+            for chunk in session.data_to_send():
+                if transport.is_closing():
+                    continue
+                if chunk:
+                    transport.write(chunk)
+                elif transport.can_write_eof():
+                    transport.write_eof()
+            loop = self._loop
+            timeout = self.config.close_timeout
+            if (
+                self._close_timer is None
+                and timeout is not None
+                and loop is not None
+                and session.state is not State.CLOSED
+                and session.close_expected()
+            ):
+                self._close_timer = loop.call_later(timeout, self._close_expired, session)
+        if session.state is State.CLOSED:
+            self._teardown(abort=False)
+        self._collect(session)
+
+    def _fail(self, session: Session, exc: WebSocketError | None) -> None:
+        """End the session because of ``exc`` (``None``: "connection aborted")."""
+        session.abort(exc)
+        if session is self._session:
+            self._teardown(abort=True)
+        self._collect(session)
+
+    def _teardown(self, *, abort: bool) -> None:
+        self._phase = "idle"
+        self._held.clear()
+        self._held_end = False
+        self._keepalive.stop()
+        for timer in (self._connect_timer, self._close_timer, self._keepalive_timer):
+            if timer is not None:
+                timer.cancel()
+        self._connect_timer = None
+        self._close_timer = None
+        self._keepalive_timer = None
+        task = self._task
+        self._task = None
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+        transport = self._transport
+        self._transport = None
+        if transport is not None:
+            if abort:
+                transport.abort()
+            else:
+                transport.close()
+        self._notify()
+
+    def _collect(self, session: Session) -> None:
+        current = session is self._session
+        loop = self._loop
+        pongs = session.pongs_received
+        if pongs:
+            if current and loop is not None:
+                for payload in pongs:
+                    self._keepalive.pong(payload, loop.time())
+                self._arm_keepalive(session)
+            pongs.clear()
+        events = session.events_received()
+        if not events:
+            return
+        if current and session.state is not State.CONNECTING and not self._opened:
+            self._opened = True
+            if self._connect_timer is not None:
+                self._connect_timer.cancel()
+                self._connect_timer = None
+            if session.state is State.OPEN and loop is not None:
+                self._keepalive.start(loop.time())
+                self._arm_keepalive(session)
+        elif current and session.state is not State.OPEN:
+            self._keepalive.stop()
+            if self._keepalive_timer is not None:
+                self._keepalive_timer.cancel()
+                self._keepalive_timer = None
+        self._deliver(events)
+
+    def _notify(self) -> None:
+        wake = self._wake
+        if wake is not None:
+            wake()
