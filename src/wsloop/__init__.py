@@ -12,13 +12,13 @@ The Construct 3 WebSocket plugin, made Pythonic: conditions
 
 from __future__ import annotations
 
+from ._async_client import AsyncWebSocket
 from ._binary import BinaryData
 from ._client import WebSocket, is_supported, validate_close
 from ._reconnect import Reconnect
 from ._url import URL, parse_url
 from ._version import __version__
 from .drivers._common import InsecureWarning
-from .drivers._proxy import ProxyError
 from .events import BinaryMessage, Closed, Error, Event, Opened, Reconnecting, TextMessage
 from .exceptions import (
     ConcurrencyError,
@@ -34,6 +34,7 @@ from .exceptions import (
     MessageTooBig,
     NegotiationError,
     ProtocolError,
+    ProxyError,
     TimeoutError,
     TLSError,
     WebSocketError,
@@ -42,6 +43,7 @@ from .sansio import Session, State
 
 __all__ = [
     "URL",
+    "AsyncWebSocket",
     "BinaryData",
     "BinaryMessage",
     "Closed",

@@ -7,35 +7,26 @@ façade never touches a socket, so a browser driver can stand behind it.
 
 from __future__ import annotations
 
-import os
-import ssl as _ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ._binary import BinaryData
-from ._engine import header_items
+from ._facade import HANDLERS, FacadeBase, make_config
 from ._reconnect import Outbox, Reconnect, ReconnectState
-from ._url import URL, parse_url
-from .drivers._proxy import parse_proxy
 from .drivers.base import DEFAULT_USER_AGENT, BaseDriver, Config
-from .events import BinaryMessage, Closed, Error, Event, Opened, Reconnecting, TextMessage
+from .events import Closed, Error, Event, Opened, Reconnecting
 from .sansio import DEFAULT_MAX_MESSAGE_SIZE, State
 
+if TYPE_CHECKING:
+    import os
+    import ssl as _ssl
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from ._url import URL
+
 __all__ = ["WebSocket", "is_supported", "validate_close"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-_HANDLERS = (
-    "on_opened",
-    "on_closed",
-    "on_error",
-    "on_text_message",
-    "on_binary_message",
-    "on_reconnecting",
-)
 
 
 def is_supported() -> bool:
@@ -102,7 +93,7 @@ def _make_driver(
     raise TypeError(f"driver must be a name or a BaseDriver subclass, not {driver!r}")
 
 
-class WebSocket:
+class WebSocket(FacadeBase):
     """A WebSocket client with triggers, driven by your loop.
 
     Call :meth:`connect`, then :meth:`poll` once per frame (or in any loop):
@@ -168,18 +159,11 @@ class WebSocket:
             :meth:`poll` runs them on the calling thread).
     """
 
-    on_opened: Callable[[Opened], object] | None
-    """On opened: called with :class:`Opened` once the connection is open."""
-    on_closed: Callable[[Closed], object] | None
-    """On closed: called with :class:`Closed`, exactly once per ``connect()``."""
-    on_error: Callable[[Error], object] | None
-    """On error: called with :class:`Error`; :class:`Closed` always follows."""
-    on_text_message: Callable[[TextMessage], object] | None
-    """On text message: called with :class:`TextMessage`."""
-    on_binary_message: Callable[[BinaryMessage], object] | None
-    """On binary message: called with :class:`BinaryMessage`."""
     on_reconnecting: Callable[[Reconnecting], object] | None
     """With ``reconnect`` on: called with :class:`Reconnecting` before each retry."""
+
+    _driver: BaseDriver
+    _handler_names: ClassVar[tuple[str, ...]] = (*HANDLERS, "on_reconnecting")
 
     def __init__(
         self,
@@ -215,76 +199,34 @@ class WebSocket:
         driver: str | type[BaseDriver] | None = None,
         deliver: str | None = None,
     ) -> None:
-        if compression not in ("deflate", None):
-            raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
-        for name, limit in (
-            ("max_message_size", max_message_size),
-            ("max_queue", max_queue),
-            ("max_buffered_amount", max_buffered_amount),
-        ):
-            if limit is not None and limit <= 0:
-                raise ValueError(f"{name} must be positive or None")
-        for name, value in (
-            ("connect_timeout", connect_timeout),
-            ("close_timeout", close_timeout),
-            ("ping_interval", ping_interval),
-            ("ping_timeout", ping_timeout),
-        ):
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive or None")
-        if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
-            raise TypeError("ssl must be an ssl.SSLContext")
-        if ssl is not None and (certfile or keyfile or insecure):
-            raise ValueError(
-                "give either ssl= or certfile=/keyfile=/insecure=, not both "
-                "(set the client certificate or verification on the SSLContext)"
-            )
-        if keyfile and not certfile:
-            raise ValueError("keyfile= needs certfile= (the certificate that goes with the key)")
-        if isinstance(proxy, str):
-            if proxy:
-                parse_proxy(proxy)  # ValueError with the reason, password hidden
-        elif proxy is not None and not isinstance(proxy, bool):
-            raise TypeError(f"proxy must be a URL, None or a bool, not {type(proxy).__name__}")
-        pairs = header_items(
-            headers if headers is None or isinstance(headers, Mapping) else list(headers)
-        )
-        self._config = Config(
+        config = make_config(
             compression=compression,
             max_message_size=max_message_size,
+            headers=headers,
             origin=origin,
-            headers=tuple(pairs),
+            user_agent=user_agent,
             connect_timeout=connect_timeout,
             close_timeout=close_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
             max_queue=max_queue,
             max_buffered_amount=max_buffered_amount,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            proxy=proxy,
             ssl=ssl,
             cafile=cafile,
-            certfile=None if certfile is None else os.fspath(certfile),
-            keyfile=None if keyfile is None else os.fspath(keyfile),
-            insecure=bool(insecure),
-            proxy=proxy,
-            user_agent=user_agent,
+            certfile=certfile,
+            keyfile=keyfile,
+            insecure=insecure,
         )
-        self._driver = _make_driver(driver, self._config, deliver)
+        self._driver = _make_driver(driver, config, deliver)
+        super().__init__(config, binary_data)
         self._driver.dispatcher = self._dispatch
-        self.binary_data = binary_data
-        """The :class:`BinaryData` that binary messages are written into, or ``None``."""
-        self.on_opened = None
-        self.on_closed = None
-        self.on_error = None
-        self.on_text_message = None
-        self.on_binary_message = None
         self.on_reconnecting = None
         if reconnect is True:
             reconnect = Reconnect()
-        if (
-            reconnect is not None
-            and reconnect is not False
-            and not isinstance(reconnect, Reconnect)
-        ):
+        elif reconnect is False:
+            reconnect = None
+        if reconnect is not None and not isinstance(reconnect, Reconnect):
             raise TypeError("reconnect must be a bool or a wsloop.Reconnect")
         self._reconnect = ReconnectState(reconnect) if reconnect else None
         self._outbox = Outbox(reconnect.outbox) if reconnect and reconnect.outbox else None
@@ -294,46 +236,9 @@ class WebSocket:
         self._user_closed = False
         self._parsed_url: URL | None = None
         self._protocols: tuple[str, ...] = ()
-        self._url = ""
-        self._close_code = 0
-        self._close_reason = ""
-        self._error_msg = ""
-        self._message_text = ""
-        self._protocol = ""
         self._dispatching = False
-        self._active = False  # between connect() and the dispatch of its Closed
         self._superseded = 0  # Closed events of replaced connections still to come
         self._opened = False  # on_opened fired for the current connection
-
-    # Registration.
-
-    def event(self, fn: F) -> F:
-        """Decorator: register ``fn`` as the handler its name says.
-
-        ::
-
-            @ws.event
-            def on_text_message(event): ...
-
-        Raises:
-            ValueError: the name is not one of the five handler names.
-        """
-        name = getattr(fn, "__name__", "")
-        if name not in _HANDLERS:
-            raise ValueError(
-                f"unknown event handler name {name!r}; use one of: {', '.join(_HANDLERS)}"
-            )
-        setattr(self, name, fn)
-        return fn
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name.startswith("on_") and name not in _HANDLERS:
-            raise AttributeError(
-                f"unknown event handler {name!r}; use one of: {', '.join(_HANDLERS)}"
-            )
-        if name in _HANDLERS and value is not None and not callable(value):
-            raise TypeError(f"{name} must be callable or None, not {value!r}")
-        object.__setattr__(self, name, value)
 
     # Actions.
 
@@ -354,18 +259,7 @@ class WebSocket:
         Raises:
             ValueError: the URL or a subprotocol name is malformed.
         """
-        parsed = parse_url(url)
-        if protocol is None:
-            protocols: tuple[str, ...] = ()
-        elif isinstance(protocol, str):
-            protocols = (protocol,) if protocol else ()
-        else:
-            protocols = tuple(protocol)
-        for name in protocols:
-            if not isinstance(name, str) or not name or not _is_token(name):
-                raise ValueError(f"invalid subprotocol name {name!r}: it must be an HTTP token")
-        if len(set(protocols)) != len(protocols):
-            raise ValueError(f"subprotocol names repeat: {protocols!r}")
+        parsed, protocols = self._target(url, protocol)
         if not self._cancel_reconnect() and self._active:
             # The connection being replaced still has its Closed to deliver:
             # its handlers fire, but it must not end the new connection.
@@ -375,13 +269,8 @@ class WebSocket:
         self._user_closed = False
         self._parsed_url = parsed
         self._protocols = protocols
-        self._url = url
-        self._close_code = 0
-        self._close_reason = ""
-        self._error_msg = ""
-        self._protocol = ""
         self._opened = False
-        self._active = True
+        self._begin(url)
         try:
             self._driver.connect(parsed, protocols)
         except BaseException:
@@ -533,51 +422,33 @@ class WebSocket:
 
     def _dispatch(self, event: Event) -> None:
         cls = type(event)
-        if cls is TextMessage:
-            self._message_text = event.text  # type: ignore[union-attr]
-            handler: Callable[[Any], object] | None = self.on_text_message
-        elif cls is BinaryMessage:
-            if self.binary_data is not None:
-                self.binary_data.set_from_bytes(event.data)  # type: ignore[union-attr]
-            handler = self.on_binary_message
-        elif cls is Opened:
-            self._protocol = event.subprotocol or ""  # type: ignore[union-attr]
+        if cls is Reconnecting:
+            if self.on_reconnecting is not None:
+                self.on_reconnecting(event)  # type: ignore[arg-type]
+            return
+        if self._superseded and (cls is Error or cls is Closed):
+            # A replaced connection ends: its handlers fire, but it leaves the
+            # expressions (and the liveness) of the new connection alone.
+            if cls is Closed:
+                self._superseded -= 1
+            handler = self.on_error if cls is Error else self.on_closed
+            if handler is not None:
+                handler(event)  # type: ignore[arg-type]
+            return
+        handler = self._apply(event)
+        if cls is Opened:
             self._opened = True
             if self._reconnect is not None:
                 self._reconnect.opened()
                 with self._outbox_lock:
                     self._flush_outbox()
-            handler = self.on_opened
         elif cls is Error:
-            if self._superseded:  # a replaced connection: leave the expressions alone
-                if self.on_error is not None:
-                    self.on_error(event)  # type: ignore[arg-type]
-                return
-            self._error_msg = event.message  # type: ignore[union-attr]
             if self._reconnect is not None:
                 self._reconnect.error(event)  # type: ignore[arg-type]
-            handler = self.on_error
-        elif cls is Reconnecting:
-            handler = self.on_reconnecting
-        else:
-            assert isinstance(event, Closed)
-            if self._superseded:
-                self._superseded -= 1
-                if self.on_closed is not None:
-                    self.on_closed(event)
-                return
-            self._close_code = event.code
-            self._close_reason = event.reason
+        elif cls is Closed:
             delay = None
             if self._reconnect is not None:
-                delay = self._reconnect.closed(event, user_closed=self._user_closed)
-            if delay is None:
-                # A connect() from the handler starts the next connection.
-                self._active = False
-                if self._outbox is not None:
-                    with self._outbox_lock:
-                        self._outbox.clear()
-            handler = self.on_closed
+                delay = self._reconnect.closed(event, user_closed=self._user_closed)  # type: ignore[arg-type]
             if delay is not None:
                 assert self._reconnect is not None
                 self._opened = False  # wait_open() now waits for the retry
@@ -586,6 +457,11 @@ class WebSocket:
                     handler(event)
                 self._dispatch(Reconnecting(self._reconnect.attempt, delay))
                 return
+            # A connect() from the handler starts the next connection.
+            self._active = False
+            if self._outbox is not None:
+                with self._outbox_lock:
+                    self._outbox.clear()
         if handler is not None:
             handler(event)
 
@@ -663,74 +539,12 @@ class WebSocket:
                 join(1.0)
         return not self._active
 
-    # Conditions.
-
-    @property
-    def is_connecting(self) -> bool:
-        """Is connecting: true while the connection is being established."""
-        return self._driver.state is State.CONNECTING
-
-    @property
-    def is_open(self) -> bool:
-        """Is open: true while the connection is open for messages."""
-        return self._driver.state is State.OPEN
+    # Conditions and expressions beyond the shared ones.
 
     @property
     def is_reconnecting(self) -> bool:
         """True while waiting to retry a dropped connection (``reconnect`` on)."""
         return self._reconnect_at is not None or self._reconnect_timer is not None
-
-    @property
-    def is_closed(self) -> bool:
-        """True before the first ``connect()`` and once ``on_closed`` has fired."""
-        return not self._active
-
-    @property
-    def state(self) -> State | None:
-        """The connection's :class:`~wsloop.State`; ``None`` before ``connect()``."""
-        return self._driver.state
-
-    # Expressions.
-
-    @property
-    def close_code(self) -> int:
-        """CloseCode: the code of the last ``on_closed`` (0 before any)."""
-        return self._close_code
-
-    @property
-    def close_reason(self) -> str:
-        """CloseReason: the reason of the last ``on_closed``, possibly empty."""
-        return self._close_reason
-
-    @property
-    def error_msg(self) -> str:
-        """ErrorMsg: the message of the last ``on_error`` of this connection."""
-        return self._error_msg
-
-    @property
-    def message_text(self) -> str:
-        """MessageText: the text of the last text message."""
-        return self._message_text
-
-    @property
-    def protocol(self) -> str:
-        """The subprotocol the server selected, ``""`` if none."""
-        return self._protocol
-
-    @property
-    def url(self) -> str:
-        """The URL given to the last ``connect()``."""
-        return self._url
-
-    @property
-    def latency(self) -> float | None:
-        """Round-trip time of the last keepalive ping, in seconds (``None`` until one)."""
-        return self._driver.latency
-
-    @property
-    def buffered_amount(self) -> int:
-        """Bytes sent with ``send_*`` that still wait to be written."""
-        return self._driver.buffered_amount
 
     @property
     def driver(self) -> BaseDriver:
@@ -775,17 +589,3 @@ class WebSocket:
         if not self.is_closed:
             self.close()
             self.wait_closed(timeout=(self._config.close_timeout or 5.0) + 1.0)
-
-    def __repr__(self) -> str:
-        state = self._driver.state
-        name = "IDLE" if state is None else state.name
-        return f"<WebSocket {name} {self._url!r}>"
-
-
-_TOKEN_CHARS = frozenset(
-    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
-
-
-def _is_token(name: str) -> bool:
-    return all(c in _TOKEN_CHARS for c in name)

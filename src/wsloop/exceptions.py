@@ -55,6 +55,7 @@ __all__ = [
     "MessageTooBig",
     "NegotiationError",
     "ProtocolError",
+    "ProxyError",
     "TLSError",
     "TimeoutError",
     "WebSocketError",
@@ -81,6 +82,31 @@ class InvalidURI(WebSocketError, ValueError):
 
 class ConnectError(WebSocketError):
     """The TCP connection (or the name lookup before it) could not be made."""
+
+
+class ProxyError(ConnectError):
+    """The proxy could not be reached, or it would not open the tunnel."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        proxy: str,
+        target: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        """The whole explanation, as ``str()`` gives it."""
+        self.proxy = proxy
+        """The proxy's ``host:port``."""
+        self.target = target
+        """The destination ``host:port`` the tunnel was for, when known."""
+        self.status = status
+        """The HTTP status or SOCKS5 reply code the proxy answered, if any."""
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class TLSError(ConnectError):

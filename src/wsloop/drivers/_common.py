@@ -12,8 +12,7 @@ import sys
 import warnings
 from typing import TYPE_CHECKING
 
-from ..exceptions import ConnectError, ConnectionClosedError, TimeoutError, TLSError
-from ._proxy import ProxyError
+from ..exceptions import ConnectError, ConnectionClosedError, ProxyError, TimeoutError, TLSError
 
 if TYPE_CHECKING:
     from .._url import URL

@@ -51,7 +51,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from ..exceptions import ConnectError
+from ..exceptions import ProxyError
 
 if TYPE_CHECKING:
     from .._url import URL
@@ -61,7 +61,6 @@ __all__ = [
     "SOCKS5",
     "HTTPConnect",
     "Proxy",
-    "ProxyError",
     "ProxyHandshake",
     "parse_proxy",
     "proxy_bypassed",
@@ -91,31 +90,6 @@ _SOCKS5_REPLIES = {
 
 def _authority(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-class ProxyError(ConnectError):
-    """The proxy could not be reached, or it would not open the tunnel."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        proxy: str,
-        target: str | None = None,
-        status: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        """The whole explanation, as ``str()`` gives it."""
-        self.proxy = proxy
-        """The proxy's ``host:port``."""
-        self.target = target
-        """The destination ``host:port`` the tunnel was for, when known."""
-        self.status = status
-        """The HTTP status or SOCKS5 reply code the proxy answered, if any."""
-
-    def __str__(self) -> str:
-        return self.message
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..exceptions import TimeoutError, TLSError, WebSocketError
+from ..exceptions import ProxyError, TimeoutError, TLSError, WebSocketError
 from ..sansio import Session, State
 from ._common import (
     connect_error,
@@ -62,7 +62,7 @@ from ._common import (
     warn_insecure,
 )
 from ._keepalive import Keepalive
-from ._proxy import ProxyError, select_proxy, start_handshake
+from ._proxy import select_proxy, start_handshake
 from .base import BaseDriver, Config
 
 if TYPE_CHECKING:
