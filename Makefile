@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed-stamp
 NODE_DIR := tests/node
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest conformance conformance-quick install clean
+.PHONY: demo test lint typecheck pytest conformance conformance-quick install clean \
+	bench bench-quick bench-smoke
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -26,8 +27,8 @@ demo: $(STAMP)
 	$(BIN)/python -m wsloop demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests compliance examples
-	$(BIN)/ruff format --check src tests compliance examples
+	$(BIN)/ruff check src tests compliance examples bench
+	$(BIN)/ruff format --check src tests compliance examples bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy src
@@ -43,7 +44,33 @@ conformance: $(STAMP)
 conformance-quick: $(STAMP)
 	$(BIN)/python compliance/run.py --driver poll --exclude '12.*' '13.*'
 
-test: lint typecheck pytest conformance
+# Benchmarks against the peer libraries: a separate venv with the peers.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
+BENCH_NODE_STAMP := bench/node_modules/.installed-stamp
+
+$(BENCH_STAMP): pyproject.toml bench/requirements.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1"
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e . -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+$(BENCH_NODE_STAMP): bench/package.json bench/package-lock.json
+	cd bench && npm ci --no-audit --no-fund --loglevel=error
+	touch $(BENCH_NODE_STAMP)
+
+bench: $(BENCH_STAMP) $(BENCH_NODE_STAMP)
+	$(BENCH_VENV)/bin/python bench/run.py
+
+bench-quick: $(BENCH_STAMP) $(BENCH_NODE_STAMP)
+	$(BENCH_VENV)/bin/python bench/run.py --quick
+
+# The harness check that `make test` runs (peers missing from .venv are skipped).
+bench-smoke: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python bench/run.py --quick --smoke
+
+test: lint typecheck pytest bench-smoke conformance
 
 clean:
-	rm -rf $(VENV) $(NODE_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache reports
+	rm -rf $(VENV) $(BENCH_VENV) $(NODE_DIR)/node_modules bench/node_modules \
+		.pytest_cache .mypy_cache .ruff_cache reports
