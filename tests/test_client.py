@@ -199,6 +199,27 @@ def test_sends_while_connecting_are_dropped(client: Client, raw_server: MakeRaw)
     client.pump(lambda: client.ws.is_closed)
 
 
+def test_no_message_is_delivered_after_close(client: Client, raw_server: MakeRaw) -> None:
+    def handler(conn: RawConnection) -> object:
+        conn.handshake()
+        # One write: "two" is read together with "one", before close() is called.
+        conn.send(
+            encode_frame(OP_TEXT, b"one")
+            + encode_frame(OP_TEXT, b"two")
+            + encode_frame(OP_BINARY, b"three")
+        )
+        return clean_close(conn)
+
+    server = raw_server(handler)
+    client.recorder.also("on_text_message", lambda event: client.ws.close(4000, "enough"))
+    client.connect(server.url())
+    client.wait_closed()
+    assert [e.text for e in client.of(TextMessage)] == ["one"]
+    assert not client.of(BinaryMessage)
+    assert client.ws.message_text == "one"
+    server.wait_result(WAIT)
+
+
 def test_sends_after_close_return_false(client: Client, ws_server: WebsocketsServer) -> None:
     client.connect(ws_server.url(unique_path()))
     client.wait_open()

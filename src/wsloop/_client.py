@@ -16,7 +16,7 @@ from ._binary import BinaryData
 from ._facade import HANDLERS, FacadeBase, make_config
 from ._reconnect import Outbox, Reconnect, ReconnectState
 from .drivers.base import DEFAULT_USER_AGENT, BaseDriver, Config
-from .events import Closed, Error, Event, Opened, Reconnecting
+from .events import BinaryMessage, Closed, Error, Event, Opened, Reconnecting, TextMessage
 from .sansio import DEFAULT_MAX_MESSAGE_SIZE, State
 
 if TYPE_CHECKING:
@@ -434,6 +434,10 @@ class WebSocket(FacadeBase):
             handler = self.on_error if cls is Error else self.on_closed
             if handler is not None:
                 handler(event)  # type: ignore[arg-type]
+            return
+        if self._user_closed and (cls is TextMessage or cls is BinaryMessage):
+            # "No more messages ... will be received after closing": what was
+            # already read when the application called close() is dropped.
             return
         handler = self._apply(event)
         if cls is Opened:
