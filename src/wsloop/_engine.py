@@ -19,6 +19,8 @@ Adjustments, each with its reason:
 from __future__ import annotations
 
 import logging
+import secrets
+import struct
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -31,6 +33,11 @@ from websockets.http11 import Response
 from websockets.protocol import State as _EngineState
 from websockets.typing import Origin, Subprotocol
 from websockets.uri import parse_uri
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - a websockets built without its C extension
+    from websockets.utils import apply_mask
 
 from . import exceptions as exc_
 
@@ -194,7 +201,7 @@ class Engine:
         user_agent: the ``User-Agent`` header, ``None`` to send none.
     """
 
-    __slots__ = ("_proto", "_requested", "handshake_exc")
+    __slots__ = ("_mask_pos", "_masks", "_proto", "_requested", "handshake_exc")
 
     def __init__(
         self,
@@ -217,6 +224,8 @@ class Engine:
             logger=logger,
         )
         self.handshake_exc: exc_.WebSocketError | None = None
+        self._masks = b""
+        self._mask_pos = 0
         request = self._proto.connect()
         if user_agent is not None:
             request.headers["User-Agent"] = user_agent
@@ -300,10 +309,27 @@ class Engine:
     # Sending.
 
     def send_text(self, data: bytes) -> None:
-        self._proto.send_text(data)
+        proto = self._proto
+        if _can_encode(proto):
+            proto.writes.extend(_encode_frame(0x81, data, self._mask()))
+        else:
+            proto.send_text(data)
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> None:
-        self._proto.send_binary(data)
+        proto = self._proto
+        if _can_encode(proto):
+            proto.writes.extend(_encode_frame(0x82, data, self._mask()))
+        else:
+            proto.send_binary(data)
+
+    def _mask(self) -> bytes:
+        """A frame mask: 4 bytes of 64 masks drawn at once from the OS CSPRNG."""
+        pos = self._mask_pos
+        if pos >= len(self._masks):
+            self._masks = secrets.token_bytes(256)
+            pos = 0
+        self._mask_pos = pos + 4
+        return self._masks[pos : pos + 4]
 
     def send_ping(self, data: bytes) -> None:
         self._proto.send_ping(data)
@@ -313,6 +339,37 @@ class Engine:
 
     def fail(self, code: int, reason: str) -> None:
         self._proto.fail(code, reason)
+
+
+def _can_encode(proto: ClientProtocol) -> bool:
+    """True when a whole data frame may be encoded here instead of by the engine.
+
+    The engine's encoder builds a Frame, checks it, copies the payload
+    through a BytesIO and draws each 4-byte mask from the OS; for an
+    unfragmented frame without extensions the result is the same bytes.
+    """
+    return (
+        proto.state is _EngineState.OPEN
+        and not proto.extensions
+        and not proto.expect_continuation_frame
+        and not proto.debug
+    )
+
+
+_BIG_FRAME = 16 * 1024
+
+
+def _encode_frame(head1: int, data: bytes | bytearray | memoryview, mask: bytes) -> list[bytes]:
+    """A masked frame: header and payload in one chunk, or two for a large payload."""
+    length = len(data)
+    if length < 126:
+        header = bytes((head1, 0x80 | length)) + mask
+    elif length < 65536:
+        header = struct.pack("!BBH", head1, 0xFE, length) + mask
+    else:
+        header = struct.pack("!BBQ", head1, 0xFF, length) + mask
+    body = apply_mask(data, mask)
+    return [header, body] if length >= _BIG_FRAME else [header + body]
 
 
 def header_items(

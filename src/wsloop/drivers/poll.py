@@ -235,15 +235,26 @@ class PollDriver(BaseDriver):
         session = self._session
         if session is None or self._send_buffer_full() or not session.send_text(text):
             return False
-        self._flush_session()
+        self._write_data(session)
         return True
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> bool:
         session = self._session
         if session is None or self._send_buffer_full() or not session.send_binary(data):
             return False
-        self._flush_session()
+        self._write_data(session)
         return True
+
+    def _write_data(self, session: Session) -> None:
+        """Write a data frame: it changes no state and makes no event."""
+        if self._phase != "ws":
+            self._flush_session()
+            return
+        out = self._out
+        for chunk in session.data_to_send():
+            out.append(memoryview(chunk))
+            self._out_size += len(chunk)
+        self._flush()
 
     def _send_buffer_full(self) -> bool:
         limit = self.config.max_buffered_amount
@@ -297,24 +308,23 @@ class PollDriver(BaseDriver):
             if timeout:
                 time.sleep(timeout)
             return
+        # One step that waits (the kernel returns at once when the socket is
+        # ready), not a zero-timeout step first: one system call less per wait.
         end = None if timeout is None else time.monotonic() + timeout
         while True:
-            self._step(wait=0.0)
-            if self.events or self._phase == "idle":
-                return
             now = time.monotonic()
-            if end is not None and now >= end:
-                return
-            wait = None if end is None else end - now
+            wait = None if end is None else max(0.0, end - now)
             deadline = self._next_deadline()
             if deadline is not None:
                 wait = (
                     max(0.0, deadline - now)
                     if wait is None
-                    else min(wait, max(0.0, deadline - now))
+                    else max(0.0, min(wait, deadline - now))
                 )
             self._step(wait=wait)
             if self.events or self._phase == "idle":
+                return
+            if end is not None and time.monotonic() >= end:
                 return
 
     def _nothing_to_do(self) -> bool:
@@ -689,6 +699,8 @@ class PollDriver(BaseDriver):
             if total >= _MAX_READ_PER_POLL or self._inbound_full():
                 self._more_to_read = True
                 break
+            if len(data) < _READ_CHUNK and not isinstance(sock, ssl.SSLSocket):
+                break  # drained: no recv() that fails with EAGAIN
         self._collect()
 
     def _flush_session(self) -> None:
