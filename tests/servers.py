@@ -64,6 +64,7 @@ __all__ = [
     "free_port",
     "node_available",
     "unique_path",
+    "upgrade_response",
 ]
 
 NODE_DIR = Path(__file__).parent / "node"
@@ -110,6 +111,24 @@ def accept_key(key: str) -> str:
     """The Sec-WebSocket-Accept value for a Sec-WebSocket-Key (RFC 6455 4.2.2)."""
     digest = hashlib.sha1((key + _GUID).encode("ascii")).digest()
     return base64.b64encode(digest).decode("ascii")
+
+
+def upgrade_response(
+    key: str, *, accept: str | None = None, extra_headers: Sequence[tuple[str, str]] = ()
+) -> bytes:
+    """The bytes of a 101 answer to a request with ``Sec-WebSocket-Key: key``.
+
+    For handlers that write the answer their own way (slowly, in pieces...);
+    :meth:`RawConnection.handshake` reads the request and writes it at once.
+    """
+    lines = [
+        "HTTP/1.1 101 Switching Protocols",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Accept: {accept if accept is not None else accept_key(key)}",
+        *(f"{name}: {value}" for name, value in extra_headers),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def node_available() -> bool:
@@ -195,6 +214,9 @@ class WebsocketsServer:
     * anything else: a WebSocket that echoes messages and obeys
       :data:`COMMANDS`. It selects the first of :data:`SUBPROTOCOLS` the client
       offers, and none when the client offers none of them.
+    * ``/quiet/...`` (see :func:`unique_path` with ``"quiet"``): the same, but
+      the log records the size of each message instead of the message, as the
+      Node log does, so that load tests do not keep what they sent.
     """
 
     def __init__(self, loop: LoopThread, *, ssl_context: ssl.SSLContext | None = None) -> None:
@@ -223,11 +245,12 @@ class WebsocketsServer:
     async def _handler(self, ws: ServerConnection) -> None:
         path = ws.request.path if ws.request is not None else "?"
         log = self.log
+        quiet = path.startswith("/quiet/")
         log.add(path, ("open", ws.subprotocol))
         try:
             async for message in ws:
                 if isinstance(message, str):
-                    log.add(path, ("text", message))
+                    log.add(path, ("text", len(message) if quiet else message))
                     command = _CLOSE_COMMAND.fullmatch(message)
                     if command is not None:
                         await ws.close(int(command[1]), command[2] or "")
@@ -236,7 +259,7 @@ class WebsocketsServer:
                         ws.transport.abort()
                         break
                 else:
-                    log.add(path, ("binary", message))
+                    log.add(path, ("binary", len(message) if quiet else message))
                 await ws.send(message)
         except ConnectionClosed:
             pass
@@ -523,6 +546,12 @@ class RawConnection:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+    def reset(self) -> None:
+        """Abort the TCP connection with a reset (RST), not a FIN: ``SO_LINGER`` 0."""
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close()
 
 
 class RawServer:

@@ -14,6 +14,10 @@ Adjustments, each with its reason:
 * **A close frame wins over an unfinished fragmented message.** RFC 6455
   section 5.5.1 lets a close frame arrive between fragments and its closing
   handshake proceeds; websockets answers 1002 (Autobahn case 7.1.5).
+* **One pong per batch of received bytes while the send buffer is backed
+  up.** websockets queues a pong for every ping; a server that pings without
+  reading would grow the send buffer without bound. RFC 6455 5.5.3 lets an
+  endpoint answer only the latest ping; drivers set ``coalesce_pongs``.
 """
 
 from __future__ import annotations
@@ -75,7 +79,12 @@ logger = logging.getLogger("wsloop.client")
 
 
 class _StrictClientProtocol(ClientProtocol):
-    """ClientProtocol with the two adjustments listed in the module docstring."""
+    """ClientProtocol with the adjustments listed in the module docstring."""
+
+    coalesce_pongs = False
+    """Answer only the latest ping of each batch (set while the send buffer is backed up)."""
+    pending_pong: bytes | None = None
+    """The payload of the latest ping not answered yet."""
 
     def process_subprotocol(self, headers: Any) -> Subprotocol | None:
         subprotocol = super().process_subprotocol(headers)
@@ -89,6 +98,13 @@ class _StrictClientProtocol(ClientProtocol):
         # unfinished message is abandoned and the closing handshake proceeds.
         if frame.opcode is Opcode.CLOSE:
             self.current_size = None
+        elif frame.opcode is Opcode.PING and self.coalesce_pongs:
+            # RFC 6455 5.5.3 allows answering only the latest of several
+            # pings: while the send buffer is backed up, one pong per batch
+            # of received bytes (Engine.receive_data), so a ping storm cannot
+            # grow the buffer of a server that does not read.
+            self.pending_pong = bytes(frame.data)
+            return
         super().recv_frame(frame)
 
 
@@ -144,7 +160,13 @@ def _describe_handshake(exc: BaseException, requested: Sequence[str]) -> exc_.We
         new = exc_.HandshakeError(f"invalid handshake response: {exc}")
     elif isinstance(exc, _wsexc.InvalidMessage):
         cause = exc.__cause__
-        if isinstance(cause, EOFError):
+        if isinstance(cause, EOFError) and str(cause.__cause__) == "line without CRLF":
+            # The engine words a line ended by LF alone as an EOF: it is not one.
+            new = exc_.HandshakeError(
+                "server did not send a valid HTTP response: a line ended without CRLF "
+                "(is this an HTTP server?)"
+            )
+        elif isinstance(cause, EOFError):
             new = exc_.HandshakeError(
                 "server closed the connection before answering the WebSocket upgrade"
             )
@@ -267,8 +289,22 @@ class Engine:
 
     # Feeding and draining.
 
+    @property
+    def coalesce_pongs(self) -> bool:
+        return self._proto.coalesce_pongs
+
+    @coalesce_pongs.setter
+    def coalesce_pongs(self, value: bool) -> None:
+        self._proto.coalesce_pongs = value
+
     def receive_data(self, data: bytes) -> None:
-        self._proto.receive_data(data)
+        proto = self._proto
+        proto.receive_data(data)
+        pong = proto.pending_pong
+        if pong is not None:
+            proto.pending_pong = None
+            if proto.state is _EngineState.OPEN:
+                proto.send_pong(pong)
 
     def receive_eof(self) -> None:
         self._proto.receive_eof()

@@ -136,10 +136,9 @@ class Session:
         self._events: list[Event] = []
         self._error: WebSocketError | None = None
         self._opened = False
-        # Message assembly.
-        self._parts: list[bytes] = []
+        # Message assembly: the fragments' bytes in one buffer, whatever their number.
+        self._assembly = bytearray()
         self._text_decoder: codecs.BufferedIncrementalDecoder | None = None
-        self._text_parts: list[str] = []
         self._fragmented_text = False
         self.subprotocol: str | None = None
         """The subprotocol the server selected, once open."""
@@ -245,6 +244,7 @@ class Session:
                 else:
                     self._fragmented_text = True
                     self._text_decoder = codecs.getincrementaldecoder("utf-8")()
+                    self._assembly = bytearray()
                     if not self._decode_part(data, False):
                         return
             elif opcode == _engine.BINARY:
@@ -252,25 +252,24 @@ class Session:
                     events.append(BinaryMessage(bytes(data)))
                 else:
                     self._fragmented_text = False
-                    self._parts = [data]
+                    self._assembly = bytearray(data)
             elif opcode == _engine.CONT:
                 if self._fragmented_text:
                     if not self._decode_part(data, fin):
                         return
                     if fin:
-                        events.append(TextMessage("".join(self._text_parts)))
-                        self._text_parts = []
+                        events.append(TextMessage(self._assembly.decode()))
+                        self._assembly = bytearray()
                         self._text_decoder = None
                 else:
-                    self._parts.append(data)
+                    self._assembly += data
                     if fin:
-                        events.append(BinaryMessage(b"".join(self._parts)))
-                        self._parts = []
+                        events.append(BinaryMessage(bytes(self._assembly)))
+                        self._assembly = bytearray()
             elif opcode == _engine.PONG:
                 self.pongs_received.append(bytes(data))
             elif opcode == _engine.CLOSE:
-                self._parts = []
-                self._text_parts = []
+                self._assembly = bytearray()
                 self._text_decoder = None
             # PING: the engine queued the pong already.
         failure = self._engine.parser_failure()
@@ -286,15 +285,15 @@ class Session:
         decoder = self._text_decoder
         assert decoder is not None
         try:
-            self._text_parts.append(decoder.decode(data, final))
+            decoder.decode(data, final)  # checks; the text is decoded once, when complete
         except UnicodeDecodeError:
             self._fail_utf8()
             return False
+        self._assembly += data
         return True
 
     def _fail_utf8(self) -> None:
-        self._parts = []
-        self._text_parts = []
+        self._assembly = bytearray()
         self._text_decoder = None
         self._engine.fail(1007, "invalid UTF-8")
         self._emit_error(
@@ -394,6 +393,25 @@ class Session:
             self._engine.data_to_send()
             return []
         return self._engine.data_to_send()
+
+    @property
+    def coalesce_pongs(self) -> bool:
+        """Answer only the latest ping of each :meth:`receive_data` call.
+
+        Drivers set it while their send buffer is backed up (RFC 6455 5.5.3
+        allows it), so that a server pinging without reading cannot grow it.
+        """
+        return self._engine.coalesce_pongs
+
+    @coalesce_pongs.setter
+    def coalesce_pongs(self, value: bool) -> None:
+        self._engine.coalesce_pongs = value
+
+    @property
+    def close_handshake_done(self) -> bool:
+        """True once both close frames were exchanged: only the TCP close remains."""
+        engine = self._engine
+        return engine.close_rcvd is not None and engine.close_sent is not None
 
     def close_expected(self) -> bool:
         """True when the server is expected to close the TCP connection soon."""

@@ -82,6 +82,8 @@ _MAX_READ_PER_POLL = 4 * 2**20
 _HAS_POLL = hasattr(select, "poll")
 _RESOLVE_SLICE = 0.005
 _PROXY_READ = 4096
+_PONG_BACKLOG = 64 * 1024
+"""Above this many bytes waiting to be written, only the latest ping is answered."""
 
 
 def _is_ip_literal(host: str) -> bool:
@@ -397,8 +399,8 @@ class PollDriver(BaseDriver):
                     self._tls_step()
             else:
                 if writable and self._out:
-                    self._flush()
-                if (readable or self._more_to_read) and not full:
+                    self._flush()  # may end the connection (a reset)
+                if self._phase == "ws" and (readable or self._more_to_read) and not full:
                     self._read()
         self._check_timers()
 
@@ -689,6 +691,7 @@ class PollDriver(BaseDriver):
                 self._teardown()
                 self._collect()
                 return
+            session.coalesce_pongs = self._out_size > _PONG_BACKLOG
             session.receive_data(data)
             self._flush_session()
             if session.state is State.CLOSED:
@@ -765,8 +768,13 @@ class PollDriver(BaseDriver):
             return
         deadline = self._close_deadline
         if deadline is not None and now >= deadline:
-            seconds = self.config.close_timeout or 0.0
-            session.abort(TimeoutError("closing handshake", seconds))
+            if session.close_handshake_done:
+                # RFC 6455 7.1.1: both close frames are exchanged; the server
+                # should close TCP, and if it does not the client may. Clean.
+                session.receive_eof()
+            else:
+                seconds = self.config.close_timeout or 0.0
+                session.abort(TimeoutError("closing handshake", seconds))
             self._teardown()
             self._collect()
             return

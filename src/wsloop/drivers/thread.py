@@ -249,11 +249,13 @@ class ThreadDriver(BaseDriver):
                         if sock is not None:
                             sock.close()
                     break
-                deadline = io._next_deadline()
-                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
                 if io._phase != "idle":
                     io._step(wait=0.0)
                     if not io.events and io._phase != "idle":
+                        # Deadlines as they are after that step: it may have
+                        # armed one (a close frame read starts the close timer).
+                        deadline = io._next_deadline()
+                        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
                         io._step(wait=wait)
                 if io.events:
                     batch = list(io.events)
