@@ -79,10 +79,33 @@ class ThreadCallerAdapter(ThreadAdapter):
     deliver = "caller"
 
 
+class AsyncioAdapter(DriverAdapter):
+    """AsyncWebSocket (the asyncio driver) behind the sync face of tests/async_adapter.py.
+
+    The loop runs only inside the wrapper's calls, on the caller's thread. The
+    poll-specific tests skip: I/O also happens in the other calls, and a
+    handler's exception does not hold back the next event (the dispatcher
+    goes on, docs/asyncio.md).
+    """
+
+    name = "asyncio"
+    io_in_poll = False
+    handlers_in_poll = False
+
+    def make(self, **options: Any) -> WebSocket:
+        from async_adapter import SyncAsyncWebSocket
+
+        return SyncAsyncWebSocket(**options)  # type: ignore[return-value]
+
+    def step(self, ws: WebSocket) -> None:
+        ws.poll(0.01)  # waits, and raises a handler's exception
+
+
 ADAPTERS: dict[str, DriverAdapter] = {
     "poll": DriverAdapter(),
     "thread": ThreadAdapter(),
     "thread-caller": ThreadCallerAdapter(),
+    "asyncio": AsyncioAdapter(),
 }
 
 _adapter_of: weakref.WeakKeyDictionary[WebSocket, DriverAdapter] = weakref.WeakKeyDictionary()

@@ -1255,6 +1255,7 @@ def test_handler_exception_propagates_and_the_rest_is_delivered_later(
 ) -> None:
     if not adapter.handlers_in_poll:
         pytest.skip("handlers run on the driver's thread (tests/drivers/test_thread.py)")
+
     def handler(conn: RawConnection) -> object:
         conn.handshake()
         # One write, so that the three messages arrive in one read.

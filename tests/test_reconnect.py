@@ -264,3 +264,23 @@ def test_without_reconnect_sends_while_closed_are_ignored(flaky: _FlakyServer) -
     assert ws.wait_closed(TIMEOUT)
     assert not ws.send_text("lost")
     assert flaky.connections == 1
+
+
+def test_close_from_on_closed_cancels_the_retry_and_its_event(flaky: _FlakyServer) -> None:
+    ws = wsloop.WebSocket(reconnect=FAST)
+    events = _record(ws)
+
+    def on_closed(event: wsloop.Closed) -> None:
+        events.append(event)
+        ws.close()  # the app gives up: no retry, and no on_reconnecting for it
+
+    ws.on_closed = on_closed
+    ws.connect(flaky.url)
+    assert ws.wait_open(TIMEOUT)
+    ws.send_text("drop")
+    assert ws.wait_closed(TIMEOUT)
+    assert _kinds(events) == ["Opened", "Error", "Closed"]
+    assert not ws.is_reconnecting
+    time.sleep(0.2)  # longer than the retry delay: nothing reconnects
+    ws.poll()
+    assert flaky.connections == 1

@@ -5,7 +5,10 @@ It has the options, triggers, conditions and expressions of
 
 Theory of operation
 -------------------
-Each ``connect()`` makes an :class:`_Attempt`. The driver
+Each ``connect()`` starts a :class:`_Session`: that connection and, with
+``reconnect`` on, the retries that follow it until the session ends for good
+(the application closed, a final close code or error, ``max_attempts``).
+Each connection attempt of the session is an :class:`_Attempt`. The driver
 (:class:`~wsloop.drivers.asyncio.AsyncioDriver`) hands the attempt's events to
 its ``pending`` queue from the transport's callbacks. One dispatcher task per
 attempt takes them in order and, for each one: updates the expressions, runs
@@ -21,10 +24,17 @@ counted in events and weighed in bytes. At ``max_queue`` events or above
 are down to a quarter, reading resumes. A slow handler or a slow iterator
 thus slows the server down (TCP flow control) instead of filling memory.
 
-After dispatching ``Opened``, the dispatcher waits until the task awaiting
-``connect()`` has resumed. That task runs on until its next ``await``, so an
-iterator it creates there (``await ws.connect(url)`` then ``async for``) sees
-every event after ``Opened``.
+Reconnection reuses :mod:`wsloop._reconnect`: after dispatching a
+``Closed``, the session either ends (``is_closed`` turns true before
+``on_closed`` runs) or a retry is armed with ``loop.call_later()``; then
+``on_reconnecting`` runs. When the timer fires while that dispatcher is still
+running a handler, the retry starts as soon as the dispatcher ends, so the
+handlers of two attempts never interleave. ``close()`` cancels the timer.
+
+After dispatching the session's first ``Opened``, the dispatcher waits until
+the task awaiting ``connect()`` has resumed. That task runs on until its next
+``await``, so an iterator it creates there (``await ws.connect(url)`` then
+``async for``) sees every event after ``Opened``.
 
 Waiting is one broadcast: every change calls :meth:`AsyncWebSocket._changed`,
 which wakes all waiters; each checks its own condition again, and raises a
@@ -39,21 +49,24 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ._binary import BinaryData
 from ._client import validate_close
-from ._facade import FacadeBase, make_config
+from ._facade import HANDLERS, FacadeBase, make_config
+from ._reconnect import Outbox, Reconnect, ReconnectState
 from .drivers.asyncio import AsyncioDriver
 from .drivers.base import DEFAULT_USER_AGENT
-from .events import BinaryMessage, Closed, Error, Event, Opened, TextMessage
+from .events import BinaryMessage, Closed, Error, Event, Opened, Reconnecting, TextMessage
 from .exceptions import ConcurrencyError, ConnectionClosedError, InvalidState
-from .sansio import DEFAULT_MAX_MESSAGE_SIZE
+from .sansio import DEFAULT_MAX_MESSAGE_SIZE, State
 
 if TYPE_CHECKING:
     import os
     import ssl as _ssl
     from types import TracebackType
+
+    from ._url import URL
 
 
 __all__ = ["DEFAULT_MAX_BACKLOG", "AsyncWebSocket"]
@@ -61,8 +74,6 @@ __all__ = ["DEFAULT_MAX_BACKLOG", "AsyncWebSocket"]
 logger = logging.getLogger("wsloop.client")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_HANDLERS = ("on_opened", "on_closed", "on_error", "on_text_message", "on_binary_message")
 
 DEFAULT_MAX_BACKLOG = 2**20
 """Bytes of undelivered events above which reading pauses (``max_backlog``)."""
@@ -72,10 +83,6 @@ _EVENT_OVERHEAD = 64
 
 _YIELD_EVERY = 256
 """Events dispatched in a row before the dispatcher lets other tasks run."""
-
-_TOKEN_CHARS = frozenset(
-    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
 
 
 def _weight(event: Event) -> int:
@@ -87,7 +94,7 @@ def _weight(event: Event) -> int:
 
 
 class _Attempt:
-    """One ``connect()`` as the façade sees it: queues and progress."""
+    """One connection attempt as the façade sees it: queues and progress."""
 
     def __init__(self) -> None:
         self.pending: deque[Event] = deque()
@@ -106,12 +113,8 @@ class _Attempt:
         self.opened: Opened | None = None
         self.error: Error | None = None
         self.closed: Closed | None = None
-        self.settled = False
-        """Opened or Closed was dispatched: connect() can return."""
-        self.handed_off = False
-        """The task awaiting connect() has resumed."""
         self.done = False
-        """on_closed returned (or the dispatcher ended otherwise)."""
+        """on_closed (and on_reconnecting) returned, or the dispatcher ended otherwise."""
 
     @property
     def backlog(self) -> int:
@@ -122,6 +125,34 @@ class _Attempt:
     def queued(self) -> int:
         """Events waiting."""
         return len(self.pending) + (0 if self.channel is None else len(self.channel))
+
+
+class _Session:
+    """One ``connect()``: its first attempt and, with ``reconnect``, the retries."""
+
+    def __init__(self, url: URL, protocols: tuple[str, ...], attempt: _Attempt) -> None:
+        self.url = url
+        self.protocols = protocols
+        self.attempt = attempt
+        """The latest attempt."""
+        self.opened = False
+        """An attempt of this session opened: connect() can return."""
+        self.error: Error | None = None
+        """The latest Error, which connect() raises when the session never opened."""
+        self.ended = False
+        """Closed for good: no retry pending or to come."""
+        self.handed_off = False
+        """The task awaiting connect() has resumed."""
+
+    @property
+    def settled(self) -> bool:
+        """connect() can return (opened) or raise (ended without opening)."""
+        return self.opened or self.ended
+
+    @property
+    def finished(self) -> bool:
+        """Ended, and the handlers of its last attempt have returned."""
+        return self.ended and self.attempt.done
 
 
 class AsyncWebSocket(FacadeBase):
@@ -144,8 +175,9 @@ class AsyncWebSocket(FacadeBase):
         max_message_size: the largest message accepted from the server, in
             bytes; a larger one fails the connection with 1009. ``None``
             removes the limit.
-        connect_timeout: seconds for the name lookup, TCP, TLS and the
-            WebSocket handshake together; ``None`` waits forever.
+        connect_timeout: seconds for the name lookup, TCP, the proxy
+            handshake, TLS and the WebSocket handshake together; ``None``
+            waits forever.
         close_timeout: seconds to wait for the server to finish the closing
             handshake; ``None`` waits forever.
         max_queue: how many received events may wait (for their handlers,
@@ -162,6 +194,10 @@ class AsyncWebSocket(FacadeBase):
         ping_timeout: seconds to wait for the pong; when it does not come,
             the connection fails with "keepalive timeout" and 1006. ``None``
             waits forever.
+        proxy: ``None`` (the default) reads ``HTTPS_PROXY``/``HTTP_PROXY``/
+            ``ALL_PROXY``/``NO_PROXY``; a URL (``http://user:pass@host:port``,
+            ``socks5://…``, ``socks5h://…``) always uses that proxy;
+            ``False`` never uses one. See ``docs/proxies.md``.
         ssl: an :class:`ssl.SSLContext` for ``wss://``; by default one that
             verifies certificates and host names against the system's CAs.
         cafile: a PEM file of CA certificates to trust instead of the
@@ -169,15 +205,23 @@ class AsyncWebSocket(FacadeBase):
         certfile: a PEM client certificate (with its key, or ``keyfile``).
         keyfile: the client certificate's private key.
         insecure: turn off certificate verification, with an
-            :class:`~wsloop.InsecureWarning`; for testing only.
+            :class:`~wsloop.InsecureWarning` at each ``connect()`` to a
+            ``wss://`` URL; for testing only.
         headers: extra HTTP headers for the handshake request.
         origin: the ``Origin`` header.
         user_agent: the ``User-Agent`` header; ``None`` sends none.
         binary_data: a :class:`BinaryData` that every binary message is
             written into before ``on_binary_message`` runs.
+        reconnect: off by default, as in the plugin. ``True`` or a
+            :class:`~wsloop.Reconnect` retries a dropped connection with
+            exponential backoff; ``on_reconnecting`` fires before each retry.
     """
 
+    on_reconnecting: Callable[[Reconnecting], object] | None
+    """With ``reconnect`` on: called with :class:`Reconnecting` before each retry."""
+
     _driver: AsyncioDriver
+    _handler_names: ClassVar[tuple[str, ...]] = (*HANDLERS, "on_reconnecting")
 
     def __init__(
         self,
@@ -198,6 +242,8 @@ class AsyncWebSocket(FacadeBase):
         # Keepalive
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
+        # Proxy
+        proxy: str | bool | None = None,
         # TLS
         ssl: _ssl.SSLContext | None = None,
         cafile: str | None = None,
@@ -206,6 +252,8 @@ class AsyncWebSocket(FacadeBase):
         insecure: bool = False,
         # Messages
         binary_data: BinaryData | None = None,
+        # Reconnection
+        reconnect: bool | Reconnect | None = None,
     ) -> None:
         config = make_config(
             compression=compression,
@@ -219,7 +267,7 @@ class AsyncWebSocket(FacadeBase):
             max_buffered_amount=max_buffered_amount,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
-            proxy=False,  # the asyncio driver speaks to servers directly (docs/asyncio.md)
+            proxy=proxy,
             ssl=ssl,
             cafile=cafile,
             certfile=certfile,
@@ -229,12 +277,26 @@ class AsyncWebSocket(FacadeBase):
         super().__init__(config, binary_data)
         if max_backlog is not None and max_backlog <= 0:
             raise ValueError("max_backlog must be positive or None")
+        if reconnect is True:
+            reconnect = Reconnect()
+        elif reconnect is False:
+            reconnect = None
+        if reconnect is not None and not isinstance(reconnect, Reconnect):
+            raise TypeError("reconnect must be a bool or a wsloop.Reconnect")
+        self.on_reconnecting = None
         self._max_backlog = max_backlog
         self._driver = AsyncioDriver(self._config, self._deliver, self._changed)
         self._attempt: _Attempt | None = None
+        self._session: _Session | None = None
         self._handler_error: BaseException | None = None
         self._waiters: list[asyncio.Future[None]] = []
         self._receiving = False
+        self._reconnect = ReconnectState(reconnect) if reconnect else None
+        self._outbox = Outbox(reconnect.outbox) if reconnect and reconnect.outbox else None
+        self._retry_timer: asyncio.TimerHandle | None = None
+        self._retry_due = False
+        """The retry timer fired while the dispatcher was still busy."""
+        self._user_closed = False
 
     # Actions.
 
@@ -246,6 +308,11 @@ class AsyncWebSocket(FacadeBase):
         the :class:`~wsloop.Error` event (its text is ``error_msg``). A
         connection still active is closed first, and waited for.
 
+        With ``reconnect`` on, a failed attempt is retried as a dropped
+        connection would be: this returns once an attempt opens, and raises
+        the last attempt's exception only when the retries end without one
+        (a final error such as HTTP 404, ``max_attempts``, or :meth:`close`).
+
         Args:
             url: ``ws://`` or ``wss://`` (``http(s)://`` are taken as
                 ``ws(s)://``).
@@ -256,16 +323,22 @@ class AsyncWebSocket(FacadeBase):
             ValueError: the URL or a subprotocol name is malformed.
             WebSocketError: the connection failed; a subclass says how.
             RuntimeError: called from a handler while the connection is active.
+            InsecureWarning: with ``insecure=True``, a ``wss://`` URL and
+                warnings turned into errors; nothing was started.
 
-        Cancelling the call abandons the attempt (``on_error`` and
-        ``on_closed`` still fire).
+        Cancelling the call abandons the attempt, and any retry, as
+        :meth:`close` does (``on_error`` and ``on_closed`` still fire).
         """
         self._raise_handler_error()
         parsed, protocols = self._target(url, protocol)
         loop = asyncio.get_running_loop()
+        old = self._session
+        if old is not None and self._cancel_retry():
+            # Between two attempts: nothing is connected, that session ends here.
+            self._end(old)
         if self._active:
-            old = self._attempt
-            if old is not None and self._in_dispatcher(old):
+            att = self._attempt
+            if att is not None and self._in_dispatcher(att):
                 raise RuntimeError(
                     "connect() from an event handler while the connection is active would "
                     "wait forever: call close() and connect again from on_closed"
@@ -273,29 +346,34 @@ class AsyncWebSocket(FacadeBase):
             self.close()
             await self.wait_closed()
         att = _Attempt()
-        self._attempt = att
-        self._begin(url)
-        att.dispatcher = loop.create_task(self._dispatch_loop(att), name="wsloop-dispatch")
+        sess = _Session(parsed, protocols, att)
+        previous = self._attempt, self._session
+        self._attempt, self._session = att, sess
         try:
             self._driver.connect(parsed, protocols)
-        except BaseException:  # pragma: no cover - the arguments were checked above
-            att.dispatcher.cancel()
-            self._active = False
+        except BaseException:
+            # e.g. InsecureWarning raised as an error: nothing was started.
+            self._attempt, self._session = previous
             raise
+        self._user_closed = False
+        if self._reconnect is not None:
+            self._reconnect.attempt = 0
+        self._begin(url)
+        att.dispatcher = loop.create_task(self._dispatch_loop(att, sess), name="wsloop-dispatch")
         try:
-            await self._wait_for(lambda: att.settled)
+            await self._wait_for(lambda: sess.settled)
         except asyncio.CancelledError:
-            if not att.settled and att is self._attempt:
-                self._driver.close(1000, "")
+            if not sess.settled and sess is self._session:
+                self.close()
             raise
         finally:
-            att.handed_off = True
+            sess.handed_off = True
             self._changed()
-        if att.opened is not None:
+        if sess.opened:
             return
-        if att.error is not None:
-            raise att.error.exception
-        closed = att.closed  # pragma: no cover - the contract puts an Error first
+        if sess.error is not None:
+            raise sess.error.exception
+        closed = sess.attempt.closed  # pragma: no cover - the contract puts an Error first
         code, reason = (1006, "") if closed is None else (closed.code, closed.reason)
         raise ConnectionClosedError(code, reason or "the connection closed before it opened")
 
@@ -306,10 +384,14 @@ class AsyncWebSocket(FacadeBase):
             ``True`` if the message was accepted; ``False`` (and nothing is
             sent) when the connection is not open. Never blocks: what the
             network cannot take at once waits in :attr:`buffered_amount`
-            (await :meth:`drain` to keep that small).
+            (await :meth:`drain` to keep that small). With a
+            :class:`~wsloop.Reconnect` ``outbox``, a message sent while the
+            session waits to (re)connect is kept and sent once it opens.
         """
         if not isinstance(text, str):
             raise TypeError(f"send_text() takes a str, not {type(text).__name__}")
+        if self._outbox is not None:
+            return self._send_or_keep(text)
         return self._driver.send_text(text)
 
     def send_binary(self, data: bytes | bytearray | memoryview | BinaryData) -> bool:
@@ -330,7 +412,32 @@ class AsyncWebSocket(FacadeBase):
                 f"send_binary() takes bytes, bytearray, memoryview or BinaryData, "
                 f"not {type(data).__name__}"
             )
+        if self._outbox is not None:
+            return self._send_or_keep(bytes(payload))
         return self._driver.send_binary(payload)
+
+    def _send_or_keep(self, message: str | bytes) -> bool:
+        """With an outbox: send if open (after what waits), else keep it."""
+        outbox = self._outbox
+        assert outbox is not None
+        if self._driver.state is State.OPEN:
+            self._flush_outbox()
+            if isinstance(message, str):
+                return self._driver.send_text(message)
+            return self._driver.send_binary(message)
+        if not self._active or self._user_closed:
+            return False
+        return outbox.put(message)
+
+    def _flush_outbox(self) -> None:
+        outbox = self._outbox
+        if outbox is None or not len(outbox):
+            return
+        for item in outbox.take():
+            if isinstance(item, str):
+                self._driver.send_text(item)
+            else:
+                self._driver.send_binary(item)
 
     def ping(self, data: bytes = b"") -> bool:
         """Send a ping if the connection is open; return whether it was sent."""
@@ -353,41 +460,65 @@ class AsyncWebSocket(FacadeBase):
         ``on_closed`` fires once the server answers (or ``close_timeout``
         expires); await :meth:`wait_closed` for it, or use :meth:`aclose`.
         While connecting, the attempt is abandoned (``on_error`` then
-        ``on_closed`` with 1006, as in a browser). Does nothing when closed.
+        ``on_closed`` with 1006, as in a browser). Between two attempts of
+        ``reconnect``, the pending retry is cancelled and the session ends at
+        once. No message is delivered after this call, not even one already
+        received. Does nothing when closed.
 
         Raises:
             ValueError: ``code`` is not 1000 or 3000-4999, or ``reason`` is
                 longer than 123 bytes in UTF-8.
         """
         validate_close(code, reason)
+        self._user_closed = True
+        if self._outbox is not None:
+            self._outbox.clear()
+        sess = self._session
+        if self._cancel_retry() and sess is not None:
+            self._end(sess)
+            self._changed()
         self._driver.close(code, reason)
 
     async def wait_closed(self) -> None:
-        """Wait until ``on_closed`` of the current connection has returned.
+        """Wait until the session has ended for good and its ``on_closed`` has returned.
 
-        Returns at once before any ``connect()``. Raises what a handler raised,
-        if one did since the last call that reported it.
+        Without ``reconnect``, that is the ``on_closed`` of the current
+        connection; with it, the one after which no retry follows. Returns at
+        once before any ``connect()``. Raises what a handler raised, if one
+        did since the last call that reported it.
 
         Raises:
             RuntimeError: called from a handler of the connection it would
-                wait for (it would wait forever).
+                wait for (it would wait forever); from ``on_closed`` or
+                ``on_reconnecting`` only while a retry is pending.
         """
-        att = self._attempt
-        if att is not None and not att.done:
+        sess = self._session
+        if sess is not None and not sess.finished:
+            att = sess.attempt
             if self._in_dispatcher(att):
                 if att.closed is None:
                     raise RuntimeError(
                         "wait_closed() from an event handler would wait forever: "
                         "call close() and let the handler return"
                     )
+                if not sess.ended:
+                    raise RuntimeError(
+                        "wait_closed() from on_closed while a retry is pending would wait "
+                        "forever: call close() first to end the session"
+                    )
             else:
-                await self._wait_for(lambda: att.done)
+                await self._wait_for(lambda: sess.finished)
         self._raise_handler_error()
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """:meth:`close`, then :meth:`wait_closed`."""
         self.close(code, reason)
         await self.wait_closed()
+
+    @property
+    def is_reconnecting(self) -> bool:
+        """True while waiting to retry a dropped connection (``reconnect`` on)."""
+        return self._retry_timer is not None or self._retry_due
 
     # Reading events instead of (or besides) handling them.
 
@@ -398,7 +529,9 @@ class AsyncWebSocket(FacadeBase):
         every event is kept for ``recv()`` (after its handler ran) until
         ``Closed`` is returned, so keep calling it. A reader attached once the
         connection is open gets its :class:`~wsloop.Opened` first. After
-        ``Closed``, every call returns that ``Closed`` again.
+        ``Closed``, every call returns that ``Closed`` again (until a retry
+        of ``reconnect`` starts the next connection, which the next call
+        then reads).
 
         Raises:
             InvalidState: no ``connect()`` yet.
@@ -429,6 +562,8 @@ class AsyncWebSocket(FacadeBase):
         ``connect()`` returned), then every event dispatched while the
         iterator lives, and ends after :class:`~wsloop.Closed`. Handlers run
         first. Over a closed connection (or before any), it yields nothing.
+        With ``reconnect``, one iterator covers one connection: make a new
+        one for the next.
         """
         return _EventIterator(self, self._attempt)
 
@@ -463,7 +598,7 @@ class AsyncWebSocket(FacadeBase):
         self._flow(att)
         self._changed()
 
-    async def _dispatch_loop(self, att: _Attempt) -> None:
+    async def _dispatch_loop(self, att: _Attempt, sess: _Session) -> None:
         in_a_row = 0
         try:
             while True:
@@ -472,28 +607,53 @@ class AsyncWebSocket(FacadeBase):
                     await self._wait_for(lambda: bool(att.pending), raise_errors=False)
                 event = att.pending.popleft()
                 att.pending_size -= _weight(event)
-                if isinstance(event, Closed):
+                cls = type(event)
+                if self._user_closed and (cls is TextMessage or cls is BinaryMessage):
+                    # "No more messages ... will be received after closing": what
+                    # was already read when the application called close() is dropped.
+                    self._flow(att)
+                    continue
+                delay: float | None = None
+                if cls is Closed:
+                    assert isinstance(event, Closed)
                     att.closed = event  # before the handler: wait_closed() there returns
-                    self._active = False  # and connect() there starts the next connection
+                    # Before the handler too: is_closed, is_reconnecting, and a
+                    # connect() from on_closed starts the next connection.
+                    delay = self._after_closed(sess, event)
+                elif cls is Opened:
+                    if self._reconnect is not None and sess is self._session:
+                        self._reconnect.opened()
+                        self._flush_outbox()
+                elif cls is Error and self._reconnect is not None and sess is self._session:
+                    assert isinstance(event, Error)
+                    self._reconnect.error(event)
                 handler = self._apply(event)
                 if handler is not None:
                     await self._run_handler(handler, event)
                 if att.channel is not None:
                     att.channel.append(event)
                     att.channel_size += _weight(event)
-                if isinstance(event, Opened):
+                if cls is Opened:
+                    assert isinstance(event, Opened)
                     att.opened = event  # after the channel: _attach() replays it once
-                    att.settled = True
-                elif isinstance(event, Error):
-                    att.error = event
-                elif isinstance(event, Closed):
-                    att.settled = True
+                    sess.opened = True
+                elif cls is Error:
+                    assert isinstance(event, Error)
+                    att.error = sess.error = event
                 self._flow(att)
                 self._changed()
-                if isinstance(event, Closed):
+                if cls is Closed:
+                    reconnect = self._reconnect
+                    if (
+                        delay is not None
+                        and reconnect is not None
+                        and sess is self._session
+                        and not sess.ended  # on_closed did not close() or connect()
+                    ):
+                        await self._run_reconnecting(Reconnecting(reconnect.attempt, delay))
                     return
-                if isinstance(event, Opened):
-                    await self._wait_for(lambda: att.handed_off, raise_errors=False)
+                if cls is Opened and not sess.handed_off:
+                    await self._wait_for(lambda: sess.handed_off, raise_errors=False)
                 in_a_row += 1
                 if in_a_row >= _YIELD_EVERY:
                     in_a_row = 0
@@ -501,6 +661,12 @@ class AsyncWebSocket(FacadeBase):
         finally:
             att.done = True
             self._changed()
+            self._retry_if_due()
+
+    async def _run_reconnecting(self, event: Reconnecting) -> None:
+        handler = self.on_reconnecting
+        if handler is not None:
+            await self._run_handler(handler, event)
 
     async def _run_handler(self, handler: Callable[[Any], object], event: Event) -> None:
         try:
@@ -518,6 +684,10 @@ class AsyncWebSocket(FacadeBase):
     def _handler_failed(self, handler: Callable[[Any], object], exc: BaseException) -> None:
         name = getattr(handler, "__name__", repr(handler))
         logger.error("event handler %s raised %s", name, type(exc).__name__, exc_info=exc)
+        self._report(exc)
+
+    def _report(self, exc: BaseException) -> None:
+        """Keep ``exc`` for the next awaited call to raise."""
         if self._handler_error is None:
             self._handler_error = exc
         self._changed()
@@ -531,6 +701,69 @@ class AsyncWebSocket(FacadeBase):
     def _in_dispatcher(self, att: _Attempt) -> bool:
         task = att.dispatcher
         return task is not None and asyncio.current_task() is task
+
+    # Reconnection.
+
+    def _after_closed(self, sess: _Session, event: Closed) -> float | None:
+        """The attempt closed: end the session, or arm a retry and return its delay."""
+        delay = None
+        if self._reconnect is not None and sess is self._session and not sess.ended:
+            delay = self._reconnect.closed(event, user_closed=self._user_closed)
+        if delay is None:
+            self._end(sess)
+            return None
+        loop = asyncio.get_running_loop()
+        self._retry_timer = loop.call_later(delay, self._retry_fired)
+        return delay
+
+    def _end(self, sess: _Session) -> None:
+        """The session ends for good: nothing more will be tried."""
+        sess.ended = True
+        if sess is self._session:
+            self._active = False
+            if self._outbox is not None:
+                self._outbox.clear()
+
+    def _cancel_retry(self) -> bool:
+        """Cancel a pending retry; return whether one was pending."""
+        pending = self.is_reconnecting
+        timer, self._retry_timer = self._retry_timer, None
+        if timer is not None:
+            timer.cancel()
+        self._retry_due = False
+        return pending
+
+    def _retry_fired(self) -> None:
+        self._retry_timer = None
+        self._retry_due = True
+        self._retry_if_due()
+
+    def _retry_if_due(self) -> None:
+        """Start the retry that is due, unless handlers of the last attempt still run."""
+        sess = self._session
+        if not self._retry_due or sess is None:
+            return
+        if not sess.attempt.done:
+            return  # its dispatcher calls this again when it ends
+        self._retry_due = False
+        if sess.ended or self._user_closed:
+            return
+        loop = asyncio.get_running_loop()
+        att = _Attempt()
+        sess.attempt = att
+        self._attempt = att
+        try:
+            self._driver.connect(sess.url, sess.protocols)
+        except Exception as exc:
+            # e.g. InsecureWarning as an error: the session cannot go on.
+            att.done = True
+            self._end(sess)
+            logger.error("could not start the retry: %s", exc, exc_info=exc)
+            self._report(exc)
+            return
+        att.dispatcher = loop.create_task(self._dispatch_loop(att, sess), name="wsloop-dispatch")
+
+    # Flow control and the channel.
 
     def _flow(self, att: _Attempt) -> None:
         """Pause or resume reading as the backlog crosses the marks."""

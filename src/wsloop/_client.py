@@ -459,7 +459,8 @@ class WebSocket(FacadeBase):
                 self._schedule_retry(delay)
                 if handler is not None:
                     handler(event)
-                self._dispatch(Reconnecting(self._reconnect.attempt, delay))
+                if self.is_reconnecting:  # on_closed may have called close() or connect()
+                    self._dispatch(Reconnecting(self._reconnect.attempt, delay))
                 return
             # A connect() from the handler starts the next connection.
             self._active = False

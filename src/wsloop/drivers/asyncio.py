@@ -13,18 +13,28 @@ so that a connect timeout says where it struck:
 ``resolve``
     ``loop.getaddrinfo()``, skipped for IP literals.
 ``tcp``
-    ``loop.sock_connect()`` to each address in turn until one answers; the
-    socket then becomes a transport bound to a :class:`_Protocol`.
+    ``loop.sock_connect()`` to each address in turn until one answers.
+``proxy``
+    When a proxy applies (:func:`~wsloop.drivers._proxy.select_proxy`), the
+    two phases above reach the proxy instead of the server, and this one opens
+    the tunnel: the sans-I/O handshake of :mod:`wsloop.drivers._proxy` talks
+    to the proxy through ``loop.sock_sendall()`` and ``loop.sock_recv()``.
+    Through a ``socks5://`` proxy (local name resolution) the ``resolve``
+    phase looks up the server's name first, then the proxy's.
+
+Then the socket becomes a transport bound to a :class:`_Protocol`.
+
 ``tls``
-    For ``wss://``, ``loop.start_tls()`` on that transport, verifying the
-    certificate and the host name (SNI set).
+    For ``wss://``, ``loop.start_tls()`` on that transport (through the
+    tunnel, if any), verifying the certificate against the server's host name
+    (SNI set).
 ``ws``
     The handshake request is written; from now on the transport's callbacks
     (``data_received``, ``eof_received``, ``connection_lost``) feed the session
     and every call ends by writing what the session wants sent and handing its
     events to the ``deliver`` callback.
 
-One loop timer covers all four phases (the connect timeout); another starts
+One loop timer covers all these phases (the connect timeout); another starts
 when the session expects the server to close TCP (the close timeout); a third
 follows :class:`~wsloop.drivers._keepalive.Keepalive` while the connection is
 open. They end the session with the same texts as every other driver.
@@ -48,17 +58,22 @@ import socket
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import TimeoutError, WebSocketError
+from ..exceptions import ProxyError, TimeoutError, WebSocketError
 from ..sansio import Session, State
 from ._common import (
     connect_error,
     connect_timeout,
     connection_lost,
+    proxy_connect_error,
+    proxy_lost,
+    proxy_resolve_error,
     resolve_error,
     ssl_context,
     tls_error,
+    warn_insecure,
 )
 from ._keepalive import Keepalive
+from ._proxy import select_proxy, start_handshake
 
 if TYPE_CHECKING:
     import ssl
@@ -66,6 +81,7 @@ if TYPE_CHECKING:
 
     from .._url import URL
     from ..events import Event
+    from ._proxy import Proxy
     from .base import Config
 
 __all__ = ["WRITE_LIMIT", "AsyncioDriver"]
@@ -77,6 +93,12 @@ WRITE_LIMIT = 64 * 1024
 
 _FEED_SLICE = 16 * 1024
 """Bytes given to the session at a time, so that a pause takes effect within a read."""
+
+_PROXY_READ = 4096
+"""Bytes read from a proxy at a time while its handshake runs."""
+
+_PONG_BACKLOG = 64 * 1024
+"""Above this many bytes waiting to be written, only the latest ping is answered."""
 
 
 def _is_ip_literal(host: str) -> bool:
@@ -178,7 +200,7 @@ class AsyncioDriver:
 
     @property
     def phase(self) -> str:
-        """``"resolve"``, ``"tcp"``, ``"tls"``, ``"ws"``, or ``"idle"`` when there is no I/O."""
+        """``"resolve"``, ``"tcp"``, ``"proxy"``, ``"tls"``, ``"ws"``, or ``"idle"`` (no I/O)."""
         return self._phase
 
     @property
@@ -223,8 +245,11 @@ class AsyncioDriver:
 
         Raises:
             RuntimeError: no event loop is running in this thread.
+            InsecureWarning: ``insecure=True`` with a ``wss://`` URL, when
+                warnings are errors; nothing was started then.
         """
         loop = asyncio.get_running_loop()
+        warn_insecure(self.config, url)
         old = self._session
         if old is not None and old.state is not State.CLOSED:
             self._fail(old, None)
@@ -346,22 +371,40 @@ class AsyncioDriver:
     async def _open(self, session: Session, url: URL) -> None:
         loop = asyncio.get_running_loop()
         try:
-            if _is_ip_literal(url.host):
-                infos = socket.getaddrinfo(
-                    url.host, url.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
-                )
-            else:
-                infos = await loop.getaddrinfo(url.host, url.port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            self._fail(session, resolve_error(url.host, exc))
+            proxy = select_proxy(url, self.config.proxy)
+        except (ValueError, ProxyError) as exc:
+            if not isinstance(exc, ProxyError):  # the façade checks the option first
+                exc = ProxyError(str(exc), proxy="")
+            self._fail(session, exc)
             return
-        if not infos:
-            self._fail(session, resolve_error(url.host, None))
+        tunnel_host = url.host
+        if proxy is not None and not proxy.remote_dns and not _is_ip_literal(url.host):
+            # socks5:// sends an address: look the server's name up first.
+            infos = await self._lookup(loop, session, url.host, url.port, url, None)
+            if infos is None:
+                return
+            # The first address, in the order the system prefers; drop an IPv6 scope.
+            tunnel_host = str(infos[0][4][0]).partition("%")[0]
+        host, port = (url.host, url.port) if proxy is None else (proxy.host, proxy.port)
+        infos = await self._lookup(loop, session, host, port, url, proxy)
+        if infos is None:
             return
         self._phase = "tcp"
-        sock = await self._connect_socket(loop, session, url, infos)
+        sock = await self._connect_socket(loop, session, url, proxy, infos)
         if sock is None:
             return
+        early = b""
+        if proxy is not None:
+            self._phase = "proxy"
+            try:
+                early = await self._tunnel(loop, sock, proxy, tunnel_host, url)
+            except ProxyError as exc:
+                sock.close()
+                self._fail(session, exc)
+                return
+            except BaseException:
+                sock.close()
+                raise
         protocol = _Protocol(self, session)
         try:
             transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
@@ -384,12 +427,49 @@ class AsyncioDriver:
         if self._reading_paused:
             transport.pause_reading()
         self._flush(session)
+        if early and session is self._session and session.state is not State.CLOSED:
+            # Bytes that came with the proxy's answer already belong to the server.
+            self._data_received(session, early)
+
+    async def _lookup(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        session: Session,
+        host: str,
+        port: int,
+        url: URL,
+        proxy: Proxy | None,
+    ) -> list[tuple[Any, ...]] | None:
+        """The addresses of ``host`` (the proxy's when ``proxy`` is given).
+
+        On failure, fail the session with the text that names what was
+        looked up, and return ``None``.
+        """
+        error: OSError | None = None
+        infos: list[tuple[Any, ...]] = []
+        try:
+            if _is_ip_literal(host):
+                infos = socket.getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+                )
+            else:
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            error = exc
+        if infos:
+            return infos
+        if proxy is None:
+            self._fail(session, resolve_error(url.host, error))
+        else:
+            self._fail(session, proxy_resolve_error(proxy, error))
+        return None
 
     async def _connect_socket(
         self,
         loop: asyncio.AbstractEventLoop,
         session: Session,
         url: URL,
+        proxy: Proxy | None,
         infos: list[tuple[Any, ...]],
     ) -> socket.socket | None:
         """Connect to the first address that answers; fail the session if none does."""
@@ -412,8 +492,55 @@ class AsyncioDriver:
                 sock.close()
                 raise
             return sock
-        self._fail(session, connect_error(url, last))
+        if proxy is not None:
+            self._fail(session, proxy_connect_error(proxy, last))
+        else:
+            self._fail(session, connect_error(url, last))
         return None
+
+    async def _tunnel(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        proxy: Proxy,
+        host: str,
+        url: URL,
+    ) -> bytes:
+        """Open the tunnel to ``url`` through ``proxy``; return what came after the answer.
+
+        ``host`` is the destination as the proxy must see it: the host name,
+        or the address it resolved to for ``socks5://``.
+
+        Raises:
+            ProxyError: the proxy refused, broke the protocol or the connection.
+        """
+        handshake = start_handshake(
+            proxy, host, url.port, name=url.host, user_agent=self.config.user_agent
+        )
+        while True:
+            out = handshake.data_to_send()
+            try:
+                if out:
+                    await loop.sock_sendall(sock, out)
+                if handshake.done:
+                    break
+                data = await loop.sock_recv(sock, _PROXY_READ)
+            except OSError as exc:
+                raise proxy_lost(proxy, handshake.target, exc) from exc
+            if data:
+                handshake.receive_data(data)
+            else:
+                handshake.receive_eof()
+        early = handshake.tunnel_data()
+        if early and url.secure:
+            # The client speaks first in TLS: nothing may come before it.
+            raise ProxyError(
+                f"proxy {proxy.authority} sent {len(early)} unexpected bytes "
+                f"after opening the tunnel to {url.authority}, before TLS started",
+                proxy=proxy.authority,
+                target=url.authority,
+            )
+        return early
 
     async def _start_tls(
         self,
@@ -474,6 +601,8 @@ class AsyncioDriver:
         while pos < size:
             if self._reading_paused:
                 return data[pos:]
+            # A server pinging without reading cannot grow the send buffer.
+            session.coalesce_pongs = self.buffered_amount > _PONG_BACKLOG
             session.receive_data(bytes(data[pos : pos + _FEED_SLICE]))
             pos += _FEED_SLICE
             self._flush(session)
@@ -541,6 +670,12 @@ class AsyncioDriver:
     def _close_expired(self, session: Session) -> None:
         if session is self._session and session.state is not State.CLOSED:
             self._close_timer = None
+            if session.close_handshake_done:
+                # RFC 6455 7.1.1: both close frames are exchanged; the server
+                # should close TCP, and if it does not the client may. Clean.
+                session.receive_eof()
+                self._flush(session)
+                return
             seconds = self.config.close_timeout or 0.0
             self._fail(session, TimeoutError("closing handshake", seconds))
 
