@@ -37,8 +37,8 @@ pytest: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -q
 
 # Every Autobahn client case, for every driver that speaks the protocol itself
-# (about 9 minutes a driver on 2 cores: the compression groups 12 and 13 dominate).
-CONFORMANCE_DRIVERS := poll thread
+# (9 to 13 minutes a driver on 2 cores: the compression groups 12 and 13 dominate).
+CONFORMANCE_DRIVERS := poll thread asyncio
 
 conformance: $(STAMP)
 	set -e; for driver in $(CONFORMANCE_DRIVERS); do \

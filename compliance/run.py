@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import json
 import re
 import sys
@@ -176,6 +177,28 @@ def run_thread(url: str, *, echo: bool, timeout: float) -> Outcome:
         outcome.timed_out = True
         ws.close()
         done.wait(CLIENT_OPTIONS["close_timeout"] + 1.0)
+    return outcome
+
+
+@driver("asyncio")
+def run_asyncio(url: str, *, echo: bool, timeout: float) -> Outcome:
+    """One connection with AsyncWebSocket on a fresh event loop; triggers on the loop."""
+    outcome = Outcome()
+
+    async def one() -> None:
+        ws = wsloop.AsyncWebSocket(**CLIENT_OPTIONS)
+        attach(ws, outcome, echo=echo)
+        try:
+            async with asyncio.timeout(timeout):
+                # A failure is in the outcome already: on_error and on_closed ran.
+                with contextlib.suppress(wsloop.WebSocketError):
+                    await ws.connect(url)
+                await ws.wait_closed()
+        except TimeoutError:
+            outcome.timed_out = True
+            await ws.aclose()
+
+    asyncio.run(one())
     return outcome
 
 
