@@ -7,11 +7,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NODE_DIR := tests/node
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed-stamp
+BROWSER_DIR := tests/browser
+BROWSER_STAMP := $(BROWSER_DIR)/node_modules/.installed-stamp
 
 .PHONY: demo test lint typecheck pytest conformance conformance-quick install clean \
-	bench bench-quick bench-smoke
+	bench bench-quick bench-smoke test-browser
 
-install: $(STAMP) $(NODE_STAMP)
+install: $(STAMP) $(NODE_STAMP) $(BROWSER_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +25,12 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
+# Pyodide (pinned, it carries its runtime: no download at test time) and playwright-core,
+# which drives Debian's chromium.
+$(BROWSER_STAMP): $(BROWSER_DIR)/package.json $(BROWSER_DIR)/package-lock.json
+	cd $(BROWSER_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(BROWSER_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/python -m wsloop demo
 
@@ -33,8 +41,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
-pytest: $(STAMP) $(NODE_STAMP)
-	$(BIN)/python -m pytest -q
+# WSLOOP_REQUIRE_BROWSER=1: a missing Chromium or npm package fails the browser tests
+# instead of skipping them.
+pytest: $(STAMP) $(NODE_STAMP) $(BROWSER_STAMP)
+	WSLOOP_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
+
+test-browser: $(STAMP) $(BROWSER_STAMP)
+	WSLOOP_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q tests/browser
 
 # Every Autobahn client case, for every driver that speaks the protocol itself
 # (9 to 13 minutes a driver on 2 cores: the compression groups 12 and 13 dominate).
@@ -79,5 +92,5 @@ bench-smoke: $(STAMP) $(NODE_STAMP)
 test: lint typecheck pytest bench-smoke conformance
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(NODE_DIR)/node_modules bench/node_modules \
+	rm -rf $(VENV) $(BENCH_VENV) $(NODE_DIR)/node_modules bench/node_modules $(BROWSER_DIR)/node_modules \
 		.pytest_cache .mypy_cache .ruff_cache reports

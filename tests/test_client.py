@@ -440,10 +440,13 @@ def test_ping_while_open(client: Client, echo_server: EchoServer) -> None:
 # Expressions and conditions.
 
 
-def test_expressions_during_triggers(client: Client, ws_server: WebsocketsServer) -> None:
+def test_expressions_during_triggers(
+    adapter: DriverAdapter, client: Client, ws_server: WebsocketsServer
+) -> None:
     url = ws_server.url(unique_path())
     client.connect(url, "chat")
-    assert client.ws.is_connecting and not client.ws.is_open
+    if adapter.io_in_poll:  # elsewhere the handshake may already be done on loopback
+        assert client.ws.is_connecting and not client.ws.is_open
     assert client.ws.url == url
     client.wait_open()
     client.ws.send_text("first")

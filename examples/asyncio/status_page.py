@@ -9,8 +9,8 @@ blocks the other: they are two tasks on the same loop.
     python examples/asyncio/status_page.py URL --http-port 0 --say hello --exit-after 1
 
 With ``--exit-after N`` it prints the page's port on the first line, sends
-``--say`` texts once open, and exits 0 after it has received N messages and
-served the page once (what the test does).
+``--say`` texts once open, and exits 0 once it has received N messages and
+then served the page (what the test does).
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ import wsloop
 class StatusPage:
     """The last messages of a room, served as a web page."""
 
-    def __init__(self, keep: int = 20) -> None:
+    def __init__(self, keep: int = 20, wanted: int = 0) -> None:
         self.messages: collections.deque[str] = collections.deque(maxlen=keep)
         self.state = "connecting"
+        self.wanted = wanted
         self.served = asyncio.Event()
+        """Set once the page was served showing at least ``wanted`` messages."""
 
     def render(self) -> bytes:
         items = "".join(f"<li>{html.escape(m)}</li>" for m in self.messages)
@@ -52,7 +54,8 @@ class StatusPage:
         )
         await writer.drain()
         writer.close()
-        self.served.set()
+        if self.wanted and len(self.messages) >= self.wanted:
+            self.served.set()
 
 
 async def main(argv: list[str] | None = None) -> int:
@@ -63,18 +66,15 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exit-after", type=int, default=0)
     args = parser.parse_args(argv)
 
-    page = StatusPage()
+    page = StatusPage(wanted=args.exit_after)
     http = await asyncio.start_server(page.handle_http, "127.0.0.1", args.http_port)
     print(http.sockets[0].getsockname()[1], flush=True)
 
-    received = asyncio.Event()
     ws = wsloop.AsyncWebSocket(reconnect=True)
 
     @ws.event
     def on_text_message(event: wsloop.TextMessage) -> None:
         page.messages.append(event.text)
-        if args.exit_after and len(page.messages) >= args.exit_after:
-            received.set()
 
     @ws.event
     def on_reconnecting(event: wsloop.Reconnecting) -> None:
@@ -93,8 +93,7 @@ async def main(argv: list[str] | None = None) -> int:
         for text in args.say:
             ws.send_text(text)
         if args.exit_after:
-            await received.wait()
-            await page.served.wait()
+            await page.served.wait()  # the page was seen with the messages on it
             return 0
         await ws.wait_closed()
     return 0

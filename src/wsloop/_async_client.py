@@ -47,6 +47,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from ._url import URL
+    from .drivers.browser import BrowserDriver
 
 
 __all__ = ["DEFAULT_MAX_BACKLOG", "AsyncWebSocket"]
@@ -220,7 +222,7 @@ class AsyncWebSocket(FacadeBase):
     on_reconnecting: Callable[[Reconnecting], object] | None
     """With ``reconnect`` on: called with :class:`Reconnecting` before each retry."""
 
-    _driver: AsyncioDriver
+    _driver: AsyncioDriver | BrowserDriver
     _handler_names: ClassVar[tuple[str, ...]] = (*HANDLERS, "on_reconnecting")
 
     def __init__(
@@ -285,7 +287,14 @@ class AsyncWebSocket(FacadeBase):
             raise TypeError("reconnect must be a bool or a wsloop.Reconnect")
         self.on_reconnecting = None
         self._max_backlog = max_backlog
-        self._driver = AsyncioDriver(self._config, self._deliver, self._changed)
+        if sys.platform == "emscripten":
+            # Pyodide's event loop is the browser's: the JavaScript WebSocket
+            # delivers through the same callbacks.
+            from .drivers.browser import BrowserDriver
+
+            self._driver = BrowserDriver(self._config, self._deliver, self._changed)
+        else:
+            self._driver = AsyncioDriver(self._config, self._deliver, self._changed)
         self._attempt: _Attempt | None = None
         self._session: _Session | None = None
         self._handler_error: BaseException | None = None
@@ -583,7 +592,7 @@ class AsyncWebSocket(FacadeBase):
     # What the handlers and the iterator run on.
 
     @property
-    def driver(self) -> AsyncioDriver:
+    def driver(self) -> AsyncioDriver | BrowserDriver:
         """The driver doing the I/O."""
         return self._driver
 

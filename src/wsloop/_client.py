@@ -17,6 +17,7 @@ from ._facade import HANDLERS, FacadeBase, make_config
 from ._reconnect import Outbox, Reconnect, ReconnectState
 from .drivers.base import DEFAULT_USER_AGENT, BaseDriver, Config
 from .events import BinaryMessage, Closed, Error, Event, Opened, Reconnecting, TextMessage
+from .exceptions import InvalidState
 from .sansio import DEFAULT_MAX_MESSAGE_SIZE, State
 
 if TYPE_CHECKING:
@@ -37,11 +38,11 @@ def is_supported() -> bool:
     page has a JavaScript ``WebSocket``.
     """
     if sys.platform == "emscripten":
-        try:
-            import js  # type: ignore[import-not-found]
-        except ImportError:
-            return False
-        return hasattr(js, "WebSocket")
+        # Pyodide or pygbag with a JavaScript WebSocket; Emscripten's socket
+        # emulation does not count.
+        from .drivers.browser import is_available
+
+        return is_available()
     try:
         import socket
     except ImportError:  # pragma: no cover - every desktop Python has it
@@ -87,7 +88,13 @@ def _make_driver(
             if deliver not in (None, "thread", "caller"):
                 raise ValueError(f"deliver must be 'thread' or 'caller', not {deliver!r}")
             return ThreadDriver(config, "caller" if deliver == "caller" else "thread")
-        raise ValueError(f"unknown driver {driver!r}; available: 'poll', 'thread'")
+        if driver == "browser":
+            if deliver not in (None, "caller"):
+                raise ValueError("the browser driver always delivers events in poll()")
+            from .drivers.browser import BrowserDriver
+
+            return BrowserDriver(config)
+        raise ValueError(f"unknown driver {driver!r}; available: 'poll', 'thread', 'browser'")
     if isinstance(driver, type) and issubclass(driver, BaseDriver):
         return driver(config)
     raise TypeError(f"driver must be a name or a BaseDriver subclass, not {driver!r}")
@@ -525,6 +532,11 @@ class WebSocket(FacadeBase):
 
         end = None if timeout is None else time.monotonic() + timeout
         driver = self._driver
+        if not driver.can_block and not done():
+            raise InvalidState(
+                "cannot wait in a browser: events arrive only when Python returns to the "
+                "JavaScript event loop. Call poll() once per frame, or use AsyncWebSocket"
+            )
         while not done():
             wait = None
             if end is not None:
@@ -593,4 +605,6 @@ class WebSocket(FacadeBase):
     def __exit__(self, *exc_info: object) -> None:
         if not self.is_closed:
             self.close()
+            if not self._driver.can_block:
+                return  # the browser finishes the close; on_closed fires in a later poll()
             self.wait_closed(timeout=(self._config.close_timeout or 5.0) + 1.0)

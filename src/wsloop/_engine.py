@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import secrets
 import struct
-from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +45,8 @@ except ImportError:  # pragma: no cover - a websockets built without its C exten
 from . import exceptions as exc_
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
     from websockets.extensions.base import ClientExtensionFactory
 
     from ._url import URL
@@ -406,20 +407,3 @@ def _encode_frame(head1: int, data: bytes | bytearray | memoryview, mask: bytes)
         header = struct.pack("!BBQ", head1, 0xFF, length) + mask
     body = apply_mask(data, mask)
     return [header, body] if length >= _BIG_FRAME else [header + body]
-
-
-def header_items(
-    headers: Mapping[str, str] | Sequence[tuple[str, str]] | None,
-) -> list[tuple[str, str]]:
-    """Normalize the ``headers`` option into a list of pairs, validating them."""
-    if headers is None:
-        return []
-    items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
-    for name, value in items:
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise TypeError(f"header names and values must be str, got {name!r}: {value!r}")
-        if any(c in name for c in "\r\n:") or not name.strip():
-            raise ValueError(f"invalid header name {name!r}")
-        if "\r" in value or "\n" in value:
-            raise ValueError(f"header {name!r} has a line break in its value")
-    return items

@@ -12,7 +12,7 @@ import ssl as _ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
-from ._engine import header_items
+from ._headers import header_items
 from ._url import parse_url
 from .drivers._proxy import parse_proxy
 from .drivers.base import Config

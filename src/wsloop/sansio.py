@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import codecs
 import enum
+import importlib
 import logging
 from typing import TYPE_CHECKING
 
-from . import _engine
 from .events import BinaryMessage, Closed, Error, Event, Opened, TextMessage
 from .exceptions import (
     ConnectionClosedError,
@@ -46,6 +46,7 @@ from .exceptions import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from . import _engine  # noqa: TC004 - bound at run time by _load_engine()
     from ._url import URL
 
 __all__ = ["SEND_EOF", "TRANSITIONS", "Session", "State"]
@@ -83,12 +84,28 @@ TRANSITIONS: dict[State, dict[str, State]] = {
 }
 """Every state change a session makes, by the cause."""
 
-_STATE_OF_ENGINE = {
-    _engine.E_CONNECTING: State.CONNECTING,
-    _engine.E_OPEN: State.OPEN,
-    _engine.E_CLOSING: State.CLOSING,
-    _engine.E_CLOSED: State.CLOSING,  # CLOSED only once Closed is emitted
-}
+_STATE_OF_ENGINE: dict[object, State] = {}
+
+
+def _load_engine() -> None:
+    """Import the engine (and websockets) when the first Session is made.
+
+    So ``import wsloop`` works without websockets, as in a browser, where the
+    browser driver skips this core.
+    """
+    if "_engine" in globals():
+        return
+    engine = importlib.import_module("wsloop._engine")
+    _STATE_OF_ENGINE.update(
+        {
+            engine.E_CONNECTING: State.CONNECTING,
+            engine.E_OPEN: State.OPEN,
+            engine.E_CLOSING: State.CLOSING,
+            engine.E_CLOSED: State.CLOSING,  # CLOSED only once Closed is emitted
+        }
+    )
+    globals()["_engine"] = engine
+
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 2**20
 
@@ -121,6 +138,7 @@ class Session:
         headers: Sequence[tuple[str, str]] = (),
         user_agent: str | None = None,
     ) -> None:
+        _load_engine()
         self.url = url
         """The URL this session connects to."""
         self._engine = _engine.Engine(

@@ -137,6 +137,9 @@ class BaseDriver(abc.ABC):
 
     # Drivers that run handlers themselves (on their own thread) override these.
 
+    can_block = True
+    """False where nothing may wait (a browser): ``wait_open()`` and friends refuse."""
+
     dispatcher: Callable[[Event], None] | None = None
     """Set by the façade: runs the handler of one event."""
 
