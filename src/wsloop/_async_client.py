@@ -52,9 +52,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from ._binary import BinaryData
 from ._client import validate_close
-from ._facade import HANDLERS, FacadeBase, make_config
+from ._facade import HANDLERS, FacadeBase, binary_payload, make_config
 from ._reconnect import Outbox, Reconnect, ReconnectState
 from .drivers.asyncio import AsyncioDriver
 from .drivers.base import DEFAULT_USER_AGENT
@@ -67,6 +66,7 @@ if TYPE_CHECKING:
     import ssl as _ssl
     from types import TracebackType
 
+    from ._binary import BinaryData
     from ._url import URL
     from .drivers.browser import BrowserDriver
 
@@ -279,12 +279,7 @@ class AsyncWebSocket(FacadeBase):
         super().__init__(config, binary_data)
         if max_backlog is not None and max_backlog <= 0:
             raise ValueError("max_backlog must be positive or None")
-        if reconnect is True:
-            reconnect = Reconnect()
-        elif reconnect is False:
-            reconnect = None
-        if reconnect is not None and not isinstance(reconnect, Reconnect):
-            raise TypeError("reconnect must be a bool or a wsloop.Reconnect")
+        reconnect = Reconnect.from_option(reconnect)
         self.on_reconnecting = None
         self._max_backlog = max_backlog
         if sys.platform == "emscripten":
@@ -412,15 +407,7 @@ class AsyncWebSocket(FacadeBase):
         Returns:
             ``True`` if accepted, ``False`` when the connection is not open.
         """
-        if isinstance(data, BinaryData):
-            payload: bytes | bytearray | memoryview = bytes(data)
-        elif isinstance(data, (bytes, bytearray, memoryview)):
-            payload = data
-        else:
-            raise TypeError(
-                f"send_binary() takes bytes, bytearray, memoryview or BinaryData, "
-                f"not {type(data).__name__}"
-            )
+        payload = binary_payload(data)
         if self._outbox is not None:
             return self._send_or_keep(bytes(payload))
         return self._driver.send_binary(payload)

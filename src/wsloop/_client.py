@@ -12,8 +12,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, ClassVar
 
-from ._binary import BinaryData
-from ._facade import HANDLERS, FacadeBase, make_config
+from ._facade import HANDLERS, FacadeBase, binary_payload, make_config
 from ._reconnect import Outbox, Reconnect, ReconnectState
 from .drivers.base import DEFAULT_USER_AGENT, BaseDriver, Config
 from .events import BinaryMessage, Closed, Error, Event, Opened, Reconnecting, TextMessage
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     import ssl as _ssl
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
+    from ._binary import BinaryData
     from ._url import URL
 
 __all__ = ["WebSocket", "is_supported", "validate_close"]
@@ -229,12 +229,7 @@ class WebSocket(FacadeBase):
         super().__init__(config, binary_data)
         self._driver.dispatcher = self._dispatch
         self.on_reconnecting = None
-        if reconnect is True:
-            reconnect = Reconnect()
-        elif reconnect is False:
-            reconnect = None
-        if reconnect is not None and not isinstance(reconnect, Reconnect):
-            raise TypeError("reconnect must be a bool or a wsloop.Reconnect")
+        reconnect = Reconnect.from_option(reconnect)
         self._reconnect = ReconnectState(reconnect) if reconnect else None
         self._outbox = Outbox(reconnect.outbox) if reconnect and reconnect.outbox else None
         self._outbox_lock = threading.Lock()
@@ -308,15 +303,7 @@ class WebSocket(FacadeBase):
         Returns:
             ``True`` if accepted, ``False`` when the connection is not open.
         """
-        if isinstance(data, BinaryData):
-            payload: bytes | bytearray | memoryview = bytes(data)
-        elif isinstance(data, (bytes, bytearray, memoryview)):
-            payload = data
-        else:
-            raise TypeError(
-                f"send_binary() takes bytes, bytearray, memoryview or BinaryData, "
-                f"not {type(data).__name__}"
-            )
+        payload = binary_payload(data)
         if self._outbox is not None:
             return self._send_or_keep(bytes(payload))
         return self._driver.send_binary(payload)

@@ -12,6 +12,7 @@ import ssl as _ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
+from ._binary import BinaryData
 from ._headers import header_items
 from ._url import parse_url
 from .drivers._proxy import parse_proxy
@@ -20,10 +21,9 @@ from .events import BinaryMessage, Closed, Error, Event, Opened, TextMessage
 from .sansio import State
 
 if TYPE_CHECKING:
-    from ._binary import BinaryData
     from ._url import URL
 
-__all__ = ["HANDLERS", "FacadeBase", "make_config", "parse_protocols"]
+__all__ = ["HANDLERS", "FacadeBase", "binary_payload", "make_config", "parse_protocols"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -125,6 +125,22 @@ class _Driver(Protocol):
     def buffered_amount(self) -> int: ...
     @property
     def latency(self) -> float | None: ...
+
+
+def binary_payload(data: object) -> bytes | bytearray | memoryview:
+    """What ``send_binary()`` sends for ``data``: bytes-like as is, a BinaryData's contents.
+
+    Raises:
+        TypeError: ``data`` is neither.
+    """
+    if isinstance(data, BinaryData):
+        return bytes(data)
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return data
+    raise TypeError(
+        f"send_binary() takes bytes, bytearray, memoryview or BinaryData, "
+        f"not {type(data).__name__}"
+    )
 
 
 def parse_protocols(protocol: str | Sequence[str] | None) -> tuple[str, ...]:

@@ -53,6 +53,21 @@ class Reconnect:
     final_codes: frozenset[int] = field(default_factory=lambda: frozenset({1000, 1008}))
     outbox: int = 0
 
+    @classmethod
+    def from_option(cls, value: bool | Reconnect | None) -> Reconnect | None:
+        """Read the ``reconnect=`` option of a WebSocket: ``None`` means off.
+
+        Raises:
+            TypeError: ``value`` is not a bool, ``None`` or a :class:`Reconnect`.
+        """
+        if value is True:
+            return cls()
+        if value is False or value is None:
+            return None
+        if not isinstance(value, Reconnect):
+            raise TypeError("reconnect must be a bool or a wsloop.Reconnect")
+        return value
+
     def __post_init__(self) -> None:
         if self.initial_delay < 0 or self.max_delay < self.initial_delay:
             raise ValueError("need 0 <= initial_delay <= max_delay")
