@@ -14,6 +14,11 @@ Adjustments, each with its reason:
 * **A close frame wins over an unfinished fragmented message.** RFC 6455
   section 5.5.1 lets a close frame arrive between fragments and its closing
   handshake proceeds; websockets answers 1002 (Autobahn case 7.1.5).
+* **Data frames may be parsed by the caller.** While the connection is open
+  and no extension is in use, :class:`wsloop.sansio.Session` reads plain
+  data frames itself and feeds the engine the rest from a frame boundary
+  (:meth:`Engine.feed`), so the engine still decides every control frame
+  and every protocol error.
 * **One pong per batch of received bytes while the send buffer is backed
   up.** websockets queues a pong for every ping; a server that pings without
   reading would grow the send buffer without bound. RFC 6455 5.5.3 lets an
@@ -299,13 +304,40 @@ class Engine:
         self._proto.coalesce_pongs = value
 
     def receive_data(self, data: bytes) -> None:
+        self._proto.receive_data(data)
+        self.flush_pong()
+
+    def feed(self, data: bytes, fragment_size: int | None) -> None:
+        """Feed bytes that start at a frame boundary, after frames read natively.
+
+        ``fragment_size`` is what the caller has received so far of an
+        unfinished fragmented message (``None`` when none is unfinished), so
+        that the engine checks continuation and size rules as if it had read
+        those frames itself. Pongs owed are not sent until :meth:`flush_pong`.
+        """
         proto = self._proto
+        proto.current_size = fragment_size
         proto.receive_data(data)
+
+    def flush_pong(self) -> None:
+        """Send the pong owed for the latest ping held back by ``coalesce_pongs``."""
+        proto = self._proto
         pong = proto.pending_pong
         if pong is not None:
             proto.pending_pong = None
             if proto.state is _EngineState.OPEN:
                 proto.send_pong(pong)
+
+    def reads_natively(self) -> bool:
+        """True when the caller may parse data frames itself from now on.
+
+        The connection is open, no extension transforms frames, and frame
+        debug logging is off. The caller then hands the engine every control
+        frame and anything it does not accept, from a frame boundary, with
+        :meth:`feed`.
+        """
+        proto = self._proto
+        return proto.state is _EngineState.OPEN and not proto.extensions and not proto.debug
 
     def receive_eof(self) -> None:
         self._proto.receive_eof()

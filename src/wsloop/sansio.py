@@ -158,6 +158,12 @@ class Session:
         self._assembly = bytearray()
         self._text_decoder: codecs.BufferedIncrementalDecoder | None = None
         self._fragmented_text = False
+        # Native frame reading (the open-phase hot path, see _receive_frames).
+        self._native = False
+        self._max_size = max_message_size
+        self._rbuf = bytearray()  # the start of the next frame
+        self._fragment_size: int | None = None  # received of an unfinished message
+        self._response_tail = b""  # the last bytes of the response head seen
         self.subprotocol: str | None = None
         """The subprotocol the server selected, once open."""
         self.extensions: tuple[str, ...] = ()
@@ -190,11 +196,187 @@ class Session:
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes read from the network."""
+        if self._native:
+            self._receive_frames(data)
+            return
         if self._state is State.CLOSED:
             return
         engine = self._engine
+        if self._state is State.CONNECTING:
+            # Frames may follow the response in the same read: the engine
+            # gets the response alone, so that the data frames after it can
+            # be read natively once it has accepted the handshake.
+            end = self._end_of_response(data)
+            if end is not None and end < len(data):
+                engine.receive_data(data[:end])
+                self._process(engine.events())
+                data = data[end:]
+                if self._reads_natively():
+                    self._receive_frames(data)
+                    return
+                if self._is_closed():
+                    return
         engine.receive_data(data)
         self._process(engine.events())
+
+    def _reads_natively(self) -> bool:
+        return self._native
+
+    def _end_of_response(self, data: bytes) -> int | None:
+        """Where in ``data`` the HTTP response's head ends, if it ends in it."""
+        tail = self._response_tail
+        seen = tail + data if tail else data
+        index = seen.find(b"\r\n\r\n")
+        if index < 0:
+            self._response_tail = seen[-3:]
+            return None
+        self._response_tail = b""
+        return index + 4 - len(tail)
+
+    def _receive_frames(self, data: bytes) -> None:
+        """Read data frames natively; hand control frames and anything odd to the engine.
+
+        The open-phase hot path: a complete data frame with no reserved bits,
+        no mask, a valid place in the fragment sequence and a size within
+        ``max_message_size`` becomes an event here, with one copy of its
+        payload. A complete control frame is fed to the engine alone. Any
+        other frame, and everything after it, goes to the engine, which
+        fails the connection exactly as if it had read every frame.
+        """
+        buf = self._rbuf
+        view: bytes | bytearray
+        if buf:
+            buf += data
+            view = buf
+            mv: memoryview | None = memoryview(buf)
+        else:
+            view = data
+            mv = None
+        size = len(view)
+        pos = 0
+        events = self._events
+        limit = self._max_size
+        engine = self._engine
+        handed_control = False
+        odd = False
+        chunk: bytes | bytearray | memoryview
+        while size - pos >= 2:
+            b0 = view[pos]
+            b1 = view[pos + 1]
+            opcode = b0 & 0x0F
+            # What the engine refuses from the first two bytes, it is given at
+            # once; what it refuses later, it is given too: it waits for the
+            # rest of the frame itself, so errors come exactly when it says.
+            if b1 & 0x80 or b0 & 0x70 or 2 < opcode < 8 or opcode > 10:
+                odd = True  # a masked frame, reserved bits, a reserved opcode
+                break
+            length = b1 & 0x7F
+            head = pos + 2
+            if length > 125:
+                if length == 126:
+                    if size - pos < 4:
+                        break
+                    length = (view[pos + 2] << 8) | view[pos + 3]
+                    head = pos + 4
+                else:
+                    if size - pos < 10:
+                        break
+                    length = int.from_bytes(view[pos + 2 : pos + 10], "big")
+                    head = pos + 10
+            fragment = self._fragment_size
+            if limit is not None and length > limit - (fragment or 0):
+                odd = True  # too big
+                break
+            end = head + length
+            if opcode < 3:
+                if (opcode == 0) is (fragment is None):
+                    odd = True  # out of sequence: the engine fails it
+                    break
+                if end > size:
+                    break
+                chunk = view[head:end] if mv is None else mv[head:end]
+                pos = end
+                if b0 & 0x80:  # FIN
+                    if opcode == 1:
+                        try:
+                            text = str(chunk, "utf-8")
+                        except UnicodeDecodeError:
+                            self._fail_utf8()
+                            break
+                        events.append(TextMessage(text))
+                    elif opcode == 2:
+                        events.append(BinaryMessage(bytes(chunk)))
+                    else:
+                        self._fragment_size = None
+                        if self._fragmented_text:
+                            if not self._decode_part(chunk, True):
+                                break
+                            events.append(TextMessage(self._assembly.decode()))
+                            self._text_decoder = None
+                        else:
+                            self._assembly += chunk
+                            events.append(BinaryMessage(bytes(self._assembly)))
+                        self._assembly = bytearray()
+                elif opcode == 0:
+                    assert fragment is not None
+                    self._fragment_size = fragment + length
+                    if self._fragmented_text:
+                        if not self._decode_part(chunk, False):
+                            break
+                    else:
+                        self._assembly += chunk
+                else:
+                    self._fragment_size = length
+                    self._assembly = bytearray()
+                    if opcode == 1:
+                        self._fragmented_text = True
+                        self._text_decoder = codecs.getincrementaldecoder("utf-8")()
+                        if not self._decode_part(chunk, False):
+                            break
+                    else:
+                        self._fragmented_text = False
+                        self._assembly += chunk
+            elif b0 & 0x80 and length <= 125:
+                if end > size:
+                    break
+                engine.feed(bytes(view[pos:end]), self._fragment_size)
+                handed_control = True
+                pos = end
+                self._process(engine.events())
+                if self._state is not State.OPEN:
+                    self._native = False  # a close frame, or the engine failed the connection
+                    break
+            else:
+                odd = True  # a fragmented or long control frame
+                break
+        if mv is not None:
+            chunk = b""  # no slice of the buffer may outlive the loop: it is resized below
+            mv.release()
+        if self._native and not odd:
+            if view is buf:
+                del buf[:pos]
+            elif pos < size:
+                buf += memoryview(data)[pos:]
+        else:
+            self._native = False
+            rest = bytes(view[pos:])
+            buf.clear()
+            if self._state is not State.CLOSED:
+                engine.feed(rest, self._fragment_size)
+                handed_control = True
+                self._process(engine.events())
+        if handed_control:
+            engine.flush_pong()
+
+    def _leave_native(self) -> None:
+        """Give the engine back the reading, with what is buffered of the next frame."""
+        if not self._native:
+            return
+        self._native = False
+        rest = bytes(self._rbuf)
+        self._rbuf.clear()
+        self._engine.feed(rest, self._fragment_size)
+        self._process(self._engine.events())
 
     def receive_eof(self) -> None:
         """Report that the server closed its side of the TCP connection.
@@ -204,6 +386,7 @@ class Session:
         """
         if self._state is State.CLOSED:
             return
+        self._leave_native()
         self._engine.receive_eof()
         self._process(self._engine.events())
         if self._is_closed():  # the handshake failed: already finished
@@ -299,7 +482,7 @@ class Session:
             self._emit_error(failure)
         self._sync_state()
 
-    def _decode_part(self, data: bytes, final: bool) -> bool:
+    def _decode_part(self, data: bytes | bytearray | memoryview, final: bool) -> bool:
         decoder = self._text_decoder
         assert decoder is not None
         try:
@@ -313,6 +496,7 @@ class Session:
     def _fail_utf8(self) -> None:
         self._assembly = bytearray()
         self._text_decoder = None
+        self._native = False
         self._engine.fail(1007, "invalid UTF-8")
         self._emit_error(
             InvalidUTF8("server sent a text message that is not valid UTF-8 (closing with 1007)")
@@ -324,6 +508,7 @@ class Session:
         self.subprotocol = engine.subprotocol
         self.extensions = engine.extension_names
         self._opened = True
+        self._native = engine.reads_natively()
         self._set_state(State.OPEN)
         self._events.append(Opened(self.subprotocol, self.extensions, headers))
 
@@ -351,6 +536,8 @@ class Session:
         else:
             code, reason = 1006, ""
         clean = rcvd is not None and sent is not None and self._error is None
+        self._native = False
+        self._rbuf.clear()
         self._set_state(State.CLOSED)
         self._events.append(Closed(code, reason, clean))
 
@@ -386,6 +573,7 @@ class Session:
         if self._state is State.OPEN:
             with _engine.map_engine_exceptions():
                 self._engine.send_close(code, reason)
+            self._leave_native()
             self._sync_state()
         elif self._state is State.CONNECTING:
             self.abort(
@@ -396,6 +584,7 @@ class Session:
         """Fail the connection with a close code, as RFC 6455 section 7.1.7 says."""
         if self._state is State.OPEN:
             self._engine.fail(code, reason)
+            self._leave_native()
             self._sync_state()
 
     # Draining.
