@@ -269,3 +269,76 @@ def test_a_large_message_in_small_reads_is_assembled_once() -> None:
         pair.session.receive_data(data[i : i + 65536])
     assert pair.events() == [BinaryMessage(payload)]
     assert len(pair.session._rbuf) == 0
+
+
+# Large frames, collected read by read instead of buffered.
+
+big_frame = st.tuples(
+    st.sampled_from(["text", "binary", "fragments"]),
+    st.integers(64 * 1024 - 16, 200 * 1024),  # around and above the collection threshold
+    st.integers(0, 255),
+)
+
+
+def big_stream(frames: list[tuple[str, int, int]], bad_utf8_last: bool) -> tuple[bytes, list]:
+    out = b""
+    expected: list[object] = []
+    for kind, size, seed in frames:
+        if kind == "binary":
+            payload = bytes((seed + i) % 256 for i in range(256)) * (size // 256)
+            out += frame(BINARY, payload)
+            expected.append(BinaryMessage(payload))
+        else:
+            text = ("é€" + chr(0x41 + seed % 26)) * (size // 6)  # multi-byte characters
+            encoded = text.encode()
+            if kind == "text":
+                out += frame(TEXT, encoded)
+            else:  # cut inside a character, a ping between the fragments
+                cut = len(encoded) // 2 + 1
+                out += frame(TEXT, encoded[:cut], fin=False) + frame(PING, b"p")
+                out += frame(CONT, encoded[cut:])
+            expected.append(TextMessage(text))
+    if bad_utf8_last:
+        out += frame(TEXT, b"x" * 70000 + b"\xff")
+    return out, expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    frames=st.lists(big_frame, min_size=1, max_size=3),
+    bad=st.booleans(),
+    points=st.lists(st.integers(min_value=0), max_size=10),
+    actions=client_actions,
+    limit=st.sampled_from([None, 150 * 1024]),
+)
+def test_large_frames_as_the_engine_sees_them(frames, bad, points, actions, limit) -> None:
+    data, expected = big_stream(frames, bad)
+    chunks = split(data, points)
+    native = run(open_session(True, limit), chunks, actions)
+    engine = run(open_session(False, limit), chunks, actions)
+    assert comparable(native[0]) == comparable(engine[0])
+    assert native[1] == engine[1]
+    if limit is None and not actions:
+        messages = [e for e in native[0] if isinstance(e, TextMessage | BinaryMessage)]
+        assert messages == expected
+
+
+def test_leaving_the_native_reader_in_the_middle_of_a_large_frame() -> None:
+    payload = b"z" * 300_000
+    data = frame(BINARY, payload) + frame(0x8, close_payload(1000))
+    for leave in ("close", "eof"):
+        pair = open_session(True, None)
+        pair.session.receive_data(data[:100_000])
+        assert pair.session._collect_need > 0
+        if leave == "close":
+            pair.session.send_close(4000, "bye")
+            pair.session.receive_data(data[100_000:])
+            pair.session.receive_eof()
+            # The message was sent before the server saw our close: it arrives.
+            events = pair.events()
+            assert events == [BinaryMessage(payload), Closed(1000, "", True)]
+        else:
+            pair.session.receive_eof()
+            events = pair.events()
+            assert [type(e) for e in events] == [Error, Closed]
+            assert events[-1] == Closed(1006, "", False)

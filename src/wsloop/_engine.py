@@ -50,7 +50,7 @@ except ImportError:  # pragma: no cover - a websockets built without its C exten
 from . import exceptions as exc_
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from websockets.extensions.base import ClientExtensionFactory
 
@@ -229,7 +229,15 @@ class Engine:
         user_agent: the ``User-Agent`` header, ``None`` to send none.
     """
 
-    __slots__ = ("_mask_pos", "_masks", "_proto", "_requested", "handshake_exc")
+    __slots__ = (
+        "_mask_pos",
+        "_masks",
+        "_plain",
+        "_proto",
+        "_requested",
+        "data_to_send",
+        "handshake_exc",
+    )
 
     def __init__(
         self,
@@ -252,6 +260,9 @@ class Engine:
             logger=logger,
         )
         self.handshake_exc: exc_.WebSocketError | None = None
+        self._plain = False  # open with no extension: data frames are encoded here
+        self.data_to_send: Callable[[], list[bytes]] = self._proto.data_to_send
+        """Return and forget the bytes to write (the engine's own method: no extra call)."""
         self._masks = b""
         self._mask_pos = 0
         request = self._proto.connect()
@@ -357,6 +368,8 @@ class Engine:
                     )
                     out.append(("fail", self.handshake_exc))
                 else:
+                    proto = self._proto
+                    self._plain = not proto.extensions and not proto.debug
                     headers: dict[str, str] = {}
                     for name, value in event.headers.raw_items():
                         headers[name] = f"{headers[name]}, {value}" if name in headers else value
@@ -369,9 +382,6 @@ class Engine:
             out.append(("fail", self.handshake_exc))
         return out
 
-    def data_to_send(self) -> list[bytes]:
-        return self._proto.data_to_send()
-
     def close_expected(self) -> bool:
         return self._proto.close_expected()
 
@@ -379,14 +389,14 @@ class Engine:
 
     def send_text(self, data: bytes) -> None:
         proto = self._proto
-        if _can_encode(proto):
+        if self._plain and _can_encode(proto):
             proto.writes.extend(_encode_frame(0x81, data, self._mask()))
         else:
             proto.send_text(data)
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> None:
         proto = self._proto
-        if _can_encode(proto):
+        if self._plain and _can_encode(proto):
             proto.writes.extend(_encode_frame(0x82, data, self._mask()))
         else:
             proto.send_binary(data)
@@ -416,13 +426,10 @@ def _can_encode(proto: ClientProtocol) -> bool:
     The engine's encoder builds a Frame, checks it, copies the payload
     through a BytesIO and draws each 4-byte mask from the OS; for an
     unfragmented frame without extensions the result is the same bytes.
+    Callers check ``Engine._plain`` (open, no extension, no debug logging)
+    first; this adds what may change while open.
     """
-    return (
-        proto.state is _EngineState.OPEN
-        and not proto.extensions
-        and not proto.expect_continuation_frame
-        and not proto.debug
-    )
+    return proto.state is _EngineState.OPEN and not proto.expect_continuation_frame
 
 
 _BIG_FRAME = 16 * 1024

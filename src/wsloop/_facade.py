@@ -248,7 +248,8 @@ class FacadeBase:
         """Update the expressions for ``event``; return its handler, if set."""
         cls = type(event)
         if cls is TextMessage:
-            self._message_text = event.text  # type: ignore[union-attr]
+            # Straight into __dict__: the checking __setattr__ costs a call per message.
+            self.__dict__["_message_text"] = event.text  # type: ignore[union-attr]
             return self.on_text_message
         if cls is BinaryMessage:
             if self.binary_data is not None:

@@ -109,6 +109,9 @@ def _load_engine() -> None:
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 2**20
 
+_COLLECT_MIN = 64 * 1024
+"""Frames at least this large are collected read by read, not buffered."""
+
 
 class Session:
     """One client connection attempt, without I/O.
@@ -150,7 +153,8 @@ class Session:
             headers=headers,
             user_agent=user_agent,
         )
-        self._state = State.CONNECTING
+        self.state = State.CONNECTING
+        """The current :class:`State` (a plain attribute: drivers read it on every read)."""
         self._events: list[Event] = []
         self._error: WebSocketError | None = None
         self._opened = False
@@ -164,28 +168,34 @@ class Session:
         self._rbuf = bytearray()  # the start of the next frame
         self._fragment_size: int | None = None  # received of an unfinished message
         self._response_tail = b""  # the last bytes of the response head seen
+        # A large frame being collected: its first byte, header, parts, bytes missing.
+        self._collect_b0 = 0
+        self._collect_header = b""
+        self._collect_parts: list[bytes | memoryview] = []
+        self._collect_need = 0
         self.subprotocol: str | None = None
         """The subprotocol the server selected, once open."""
         self.extensions: tuple[str, ...] = ()
         """The names of the extensions in use, once open."""
         self.pongs_received: list[bytes] = []
         """Payloads of the pongs received since the driver last cleared it."""
+        self.coalesce_pongs = False
+        """Answer only the latest ping of each :meth:`receive_data` call.
+
+        Drivers set it while their send buffer is backed up (RFC 6455 5.5.3
+        allows it), so that a server pinging without reading cannot grow it.
+        """
 
     # State.
 
-    @property
-    def state(self) -> State:
-        """The current :class:`State`."""
-        return self._state
-
     def _set_state(self, state: State) -> None:
-        if state is not self._state:
+        if state is not self.state:
             if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("= state %s -> %s", self._state.name, state.name)
-            self._state = state
+                logger.debug("= state %s -> %s", self.state.name, state.name)
+            self.state = state
 
     def _is_closed(self) -> bool:
-        return self._state is State.CLOSED
+        return self.state is State.CLOSED
 
     @property
     def error(self) -> WebSocketError | None:
@@ -194,15 +204,22 @@ class Session:
 
     # Receiving.
 
-    def receive_data(self, data: bytes) -> None:
-        """Feed bytes read from the network."""
+    def receive_data(self, data: bytes | memoryview) -> None:
+        """Feed bytes read from the network.
+
+        A memoryview must be of bytes that do not change afterwards: parts of
+        a large frame are kept without a copy until it is complete.
+        """
         if self._native:
             self._receive_frames(data)
             return
-        if self._state is State.CLOSED:
+        if self.state is State.CLOSED:
             return
+        if type(data) is not bytes:
+            data = bytes(data)
         engine = self._engine
-        if self._state is State.CONNECTING:
+        engine.coalesce_pongs = self.coalesce_pongs
+        if self.state is State.CONNECTING:
             # Frames may follow the response in the same read: the engine
             # gets the response alone, so that the data frames after it can
             # be read natively once it has accepted the handshake.
@@ -233,18 +250,24 @@ class Session:
         self._response_tail = b""
         return index + 4 - len(tail)
 
-    def _receive_frames(self, data: bytes) -> None:
+    def _receive_frames(self, data: bytes | memoryview) -> None:
         """Read data frames natively; hand control frames and anything odd to the engine.
 
-        The open-phase hot path: a complete data frame with no reserved bits,
-        no mask, a valid place in the fragment sequence and a size within
-        ``max_message_size`` becomes an event here, with one copy of its
-        payload. A complete control frame is fed to the engine alone. Any
-        other frame, and everything after it, goes to the engine, which
-        fails the connection exactly as if it had read every frame.
+        The open-phase hot path: a data frame with no reserved bits, no mask,
+        a valid place in the fragment sequence and a size within
+        ``max_message_size`` becomes an event here. A small frame waits in
+        one buffer until complete; a large one is collected as the reads
+        that carry it and joined once (one copy of its payload). A complete
+        control frame is fed to the engine alone. Any other frame, and
+        everything after it, goes to the engine, which fails the connection
+        exactly as if it had read every frame.
         """
+        if self._collect_need:
+            data = self._collect(data)
+            if not data or not self._native:
+                return
         buf = self._rbuf
-        view: bytes | bytearray
+        view: bytes | bytearray | memoryview
         if buf:
             buf += data
             view = buf
@@ -293,57 +316,41 @@ class Session:
                     odd = True  # out of sequence: the engine fails it
                     break
                 if end > size:
+                    if length >= _COLLECT_MIN:
+                        # Collect the reads that carry it rather than growing
+                        # the buffer: they are joined once when complete.
+                        self._collect_b0 = b0
+                        self._collect_header = bytes(view[pos:head])
+                        # data itself is immutable, kept without a copy; the buffer is reused.
+                        first: bytes | memoryview = (
+                            memoryview(data)[head:size] if mv is None else bytes(mv[head:size])
+                        )
+                        self._collect_parts = [first]
+                        self._collect_need = end - size
+                        pos = size
                     break
                 chunk = view[head:end] if mv is None else mv[head:end]
                 pos = end
-                if b0 & 0x80:  # FIN
-                    if opcode == 1:
-                        try:
-                            text = str(chunk, "utf-8")
-                        except UnicodeDecodeError:
-                            self._fail_utf8()
-                            break
-                        events.append(TextMessage(text))
-                    elif opcode == 2:
-                        events.append(BinaryMessage(bytes(chunk)))
-                    else:
-                        self._fragment_size = None
-                        if self._fragmented_text:
-                            if not self._decode_part(chunk, True):
-                                break
-                            events.append(TextMessage(self._assembly.decode()))
-                            self._text_decoder = None
-                        else:
-                            self._assembly += chunk
-                            events.append(BinaryMessage(bytes(self._assembly)))
-                        self._assembly = bytearray()
-                elif opcode == 0:
-                    assert fragment is not None
-                    self._fragment_size = fragment + length
-                    if self._fragmented_text:
-                        if not self._decode_part(chunk, False):
-                            break
-                    else:
-                        self._assembly += chunk
-                else:
-                    self._fragment_size = length
-                    self._assembly = bytearray()
-                    if opcode == 1:
-                        self._fragmented_text = True
-                        self._text_decoder = codecs.getincrementaldecoder("utf-8")()
-                        if not self._decode_part(chunk, False):
-                            break
-                    else:
-                        self._fragmented_text = False
-                        self._assembly += chunk
+                if b0 == 0x81:  # a whole text message
+                    try:
+                        text = str(chunk, "utf-8")
+                    except UnicodeDecodeError:
+                        self._fail_utf8()
+                        break
+                    events.append(TextMessage(text))
+                elif b0 == 0x82:  # a whole binary message
+                    events.append(BinaryMessage(bytes(chunk)))
+                elif not self._data_frame(b0, chunk):
+                    break
             elif b0 & 0x80 and length <= 125:
                 if end > size:
                     break
+                engine.coalesce_pongs = self.coalesce_pongs
                 engine.feed(bytes(view[pos:end]), self._fragment_size)
                 handed_control = True
                 pos = end
                 self._process(engine.events())
-                if self._state is not State.OPEN:
+                if self.state is not State.OPEN:
                     self._native = False  # a close frame, or the engine failed the connection
                     break
             else:
@@ -356,24 +363,87 @@ class Session:
             if view is buf:
                 del buf[:pos]
             elif pos < size:
-                buf += memoryview(data)[pos:]
+                buf += data[pos:] if type(data) is memoryview else memoryview(data)[pos:]
         else:
             self._native = False
             rest = bytes(view[pos:])
             buf.clear()
-            if self._state is not State.CLOSED:
+            if self.state is not State.CLOSED:
+                engine.coalesce_pongs = self.coalesce_pongs
                 engine.feed(rest, self._fragment_size)
                 handed_control = True
                 self._process(engine.events())
         if handed_control:
             engine.flush_pong()
 
+    def _collect(self, data: bytes | memoryview) -> bytes | memoryview:
+        """Take the next part of a large frame from ``data``; return what follows it."""
+        need = self._collect_need
+        if len(data) < need:
+            self._collect_parts.append(data)
+            self._collect_need = need - len(data)
+            return b""
+        parts = self._collect_parts
+        mv = data if type(data) is memoryview else memoryview(data)
+        parts.append(mv[:need])
+        payload = b"".join(parts)
+        self._collect_parts = []
+        self._collect_need = 0
+        self._collect_header = b""
+        if self._data_frame(self._collect_b0, payload):
+            return mv[need:]
+        return b""
+
+    def _data_frame(self, b0: int, chunk: bytes | bytearray | memoryview) -> bool:
+        """Take one complete data frame; False when it failed the connection."""
+        opcode = b0 & 0x0F
+        events = self._events
+        if b0 & 0x80:  # FIN
+            if opcode == 1:
+                try:
+                    text = str(chunk, "utf-8")
+                except UnicodeDecodeError:
+                    self._fail_utf8()
+                    return False
+                events.append(TextMessage(text))
+            elif opcode == 2:
+                events.append(BinaryMessage(bytes(chunk)))
+            else:
+                self._fragment_size = None
+                if self._fragmented_text:
+                    if not self._decode_part(chunk, True):
+                        return False
+                    events.append(TextMessage(self._assembly.decode()))
+                    self._text_decoder = None
+                else:
+                    self._assembly += chunk
+                    events.append(BinaryMessage(bytes(self._assembly)))
+                self._assembly = bytearray()
+        elif opcode == 0:
+            assert self._fragment_size is not None
+            self._fragment_size += len(chunk)
+            if self._fragmented_text:
+                return self._decode_part(chunk, False)
+            self._assembly += chunk
+        else:
+            self._fragment_size = len(chunk)
+            self._assembly = bytearray()
+            if opcode == 1:
+                self._fragmented_text = True
+                self._text_decoder = codecs.getincrementaldecoder("utf-8")()
+                return self._decode_part(chunk, False)
+            self._fragmented_text = False
+            self._assembly += chunk
+        return True
+
     def _leave_native(self) -> None:
         """Give the engine back the reading, with what is buffered of the next frame."""
         if not self._native:
             return
         self._native = False
-        rest = bytes(self._rbuf)
+        rest = self._collect_header + b"".join(self._collect_parts) + self._rbuf
+        self._collect_parts = []
+        self._collect_need = 0
         self._rbuf.clear()
         self._engine.feed(rest, self._fragment_size)
         self._process(self._engine.events())
@@ -384,7 +454,7 @@ class Session:
         The session ends: a :class:`Closed` event (after an :class:`Error`
         when the close was not clean) is queued and the state is CLOSED.
         """
-        if self._state is State.CLOSED:
+        if self.state is State.CLOSED:
             return
         self._leave_native()
         self._engine.receive_eof()
@@ -410,7 +480,7 @@ class Session:
         ``exc`` becomes the :class:`Error` event unless one was emitted
         already; then :class:`Closed` follows. Does nothing once CLOSED.
         """
-        if self._state is State.CLOSED:
+        if self.state is State.CLOSED:
             return
         if exc is not None and self._error is None:
             self._emit_error(exc)
@@ -513,7 +583,7 @@ class Session:
         self._events.append(Opened(self.subprotocol, self.extensions, headers))
 
     def _sync_state(self) -> None:
-        if self._state is not State.CLOSED:
+        if self.state is not State.CLOSED:
             self._set_state(_STATE_OF_ENGINE[self._engine.state])
 
     def _emit_error(self, exc: WebSocketError, message: str | None = None) -> None:
@@ -538,6 +608,8 @@ class Session:
         clean = rcvd is not None and sent is not None and self._error is None
         self._native = False
         self._rbuf.clear()
+        self._collect_parts = []
+        self._collect_need = 0
         self._set_state(State.CLOSED)
         self._events.append(Closed(code, reason, clean))
 
@@ -545,21 +617,21 @@ class Session:
 
     def send_text(self, text: str) -> bool:
         """Queue a text message. Returns ``False`` (and sends nothing) unless OPEN."""
-        if self._state is not State.OPEN:
+        if self.state is not State.OPEN:
             return False
         self._engine.send_text(text.encode())
         return True
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> bool:
         """Queue a binary message. Returns ``False`` (and sends nothing) unless OPEN."""
-        if self._state is not State.OPEN:
+        if self.state is not State.OPEN:
             return False
         self._engine.send_binary(data)
         return True
 
     def send_ping(self, data: bytes = b"") -> bool:
         """Queue a ping. Returns ``False`` unless OPEN."""
-        if self._state is not State.OPEN:
+        if self.state is not State.OPEN:
             return False
         self._engine.send_ping(data)
         return True
@@ -570,19 +642,19 @@ class Session:
         In CONNECTING the attempt is abandoned at once (as a browser does):
         Error, then Closed with 1006. In CLOSING or CLOSED nothing happens.
         """
-        if self._state is State.OPEN:
+        if self.state is State.OPEN:
             with _engine.map_engine_exceptions():
                 self._engine.send_close(code, reason)
             self._leave_native()
             self._sync_state()
-        elif self._state is State.CONNECTING:
+        elif self.state is State.CONNECTING:
             self.abort(
                 InvalidState("the connection was closed before it was established"),
             )
 
     def fail(self, code: int, reason: str = "") -> None:
         """Fail the connection with a close code, as RFC 6455 section 7.1.7 says."""
-        if self._state is State.OPEN:
+        if self.state is State.OPEN:
             self._engine.fail(code, reason)
             self._leave_native()
             self._sync_state()
@@ -596,23 +668,10 @@ class Session:
 
     def data_to_send(self) -> list[bytes]:
         """Return and forget the bytes to write; ``SEND_EOF`` means half-close."""
-        if self._state is State.CLOSED:
+        if self.state is State.CLOSED:
             self._engine.data_to_send()
             return []
         return self._engine.data_to_send()
-
-    @property
-    def coalesce_pongs(self) -> bool:
-        """Answer only the latest ping of each :meth:`receive_data` call.
-
-        Drivers set it while their send buffer is backed up (RFC 6455 5.5.3
-        allows it), so that a server pinging without reading cannot grow it.
-        """
-        return self._engine.coalesce_pongs
-
-    @coalesce_pongs.setter
-    def coalesce_pongs(self, value: bool) -> None:
-        self._engine.coalesce_pongs = value
 
     @property
     def close_handshake_done(self) -> bool:
@@ -622,4 +681,7 @@ class Session:
 
     def close_expected(self) -> bool:
         """True when the server is expected to close the TCP connection soon."""
-        return self._state is State.CLOSING or self._engine.close_expected()
+        state = self.state
+        if state is State.OPEN:
+            return False  # the engine agrees while open: checked on every read
+        return state is State.CLOSING or self._engine.close_expected()

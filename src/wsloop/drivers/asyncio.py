@@ -603,7 +603,8 @@ class AsyncioDriver:
                 return data[pos:]
             # A server pinging without reading cannot grow the send buffer.
             session.coalesce_pongs = self.buffered_amount > _PONG_BACKLOG
-            session.receive_data(bytes(data[pos : pos + _FEED_SLICE]))
+            # A view, not a copy: the transport hands over bytes, which never change.
+            session.receive_data(data[pos : pos + _FEED_SLICE])
             pos += _FEED_SLICE
             self._flush(session)
             if session.state is State.CLOSED or session is not self._session:

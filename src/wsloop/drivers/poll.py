@@ -368,9 +368,12 @@ class PollDriver(BaseDriver):
 
     def _next_deadline(self) -> float | None:
         deadline = self._keepalive.deadline()
-        for other in (self._connect_deadline, self._close_deadline):
-            if other is not None and (deadline is None or other < deadline):
-                deadline = other
+        other = self._connect_deadline
+        if other is not None and (deadline is None or other < deadline):
+            deadline = other
+        other = self._close_deadline
+        if other is not None and (deadline is None or other < deadline):
+            deadline = other
         return deadline
 
     def _step(self, wait: float | None) -> None:
