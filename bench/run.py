@@ -13,7 +13,7 @@ and a raw TCP echo, pinned to one core; every run is a fresh worker process
 goes through every client, in a rotated order) and each figure is the best of
 the repetitions. Output: tables with each figure's ratio to the best peer and
 to raw TCP (stdout and bench/results/latest.md), bench/results/latest.json,
-and a chart (docs/bench.png for a full run).
+and a chart (docs/bench.png and docs/bench.md for a full run).
 """
 
 from __future__ import annotations
@@ -676,10 +676,13 @@ def main() -> int:
     text = render(report)
     (json_path.with_suffix(".md")).write_text(text + "\n")
     print(text)
+    published = preset_name == "full" and not (args.clients or args.workloads or args.repeats)
+    if published and not args.json:
+        # The run the README shows: its tables next to its chart, in the tree.
+        (ROOT / "docs" / "bench.md").write_text(text + "\n")
+        log(f"bench: tables written to {ROOT / 'docs' / 'bench.md'}")
     chart_path = args.chart or (
-        ROOT / "docs" / "bench.png"
-        if preset_name == "full" and not (args.clients or args.workloads)
-        else RESULTS / f"{preset_name}.png"
+        ROOT / "docs" / "bench.png" if published else RESULTS / f"{preset_name}.png"
     )
     if chart(report, chart_path):
         log(f"bench: chart written to {chart_path}")

@@ -667,7 +667,7 @@ class AsyncWebSocket(FacadeBase):
     async def _run_handler(self, handler: Callable[[Any], object], event: Event) -> None:
         try:
             result = handler(event)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 await result
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
@@ -827,8 +827,9 @@ class AsyncWebSocket(FacadeBase):
         """Something changed: wake every waiter to check its condition."""
         waiters = self._waiters
         if waiters:
-            self._waiters = []
-            for fut in waiters:
+            woken = waiters.copy()
+            waiters.clear()  # the same list: no call to the checking __setattr__
+            for fut in woken:
                 if not fut.done():
                     fut.set_result(None)
 
