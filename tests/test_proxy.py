@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from servers import SHORT, WAIT, WebsocketsServer, free_port, unique_path
 from wsloop import (
@@ -940,3 +941,44 @@ def test_socks5_limits() -> None:
         SOCKS5(SOCKS_PROXY, "a" * 256, 80)
     with pytest.raises(ProxyError, match="RFC 1929"):
         SOCKS5(Proxy("socks5", "h", 1, "u" * 256, "p"), "example.com", 80)
+
+
+# The environment is read as urllib reads it, without decoding every variable.
+
+_PROXY_NAMES = [
+    f"{key}_proxy" if lower else f"{key.upper()}_PROXY"
+    for key in ("http", "https", "all", "no")
+    for lower in (True, False)
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.dictionaries(
+        st.sampled_from(_PROXY_NAMES),
+        st.sampled_from(["", "http://p:1", "socks5://q:2", "localhost"]),
+    ),
+    cgi=st.booleans(),
+)
+def test_the_environment_is_read_as_urllib_reads_it(values, cgi) -> None:
+    import urllib.request
+
+    from wsloop.drivers._proxy import _environment_proxies
+
+    saved = dict(os.environ)
+    try:
+        for name in list(os.environ):
+            if name.lower().endswith("_proxy") or name == "REQUEST_METHOD":
+                del os.environ[name]
+        os.environ.update(values)
+        if cgi:
+            os.environ["REQUEST_METHOD"] = "GET"
+        expected = {
+            k: v
+            for k, v in urllib.request.getproxies_environment().items()
+            if k in ("http", "https", "all", "no")
+        }
+        assert _environment_proxies() == expected
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

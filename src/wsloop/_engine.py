@@ -38,7 +38,7 @@ from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
-from websockets.protocol import State as _EngineState
+from websockets.protocol import Protocol, State as _EngineState
 from websockets.typing import Origin, Subprotocol
 from websockets.uri import parse_uri
 
@@ -370,6 +370,7 @@ class Engine:
                 else:
                     proto = self._proto
                     self._plain = not proto.extensions and not proto.debug
+                    self._drop_handshake_parser()
                     headers: dict[str, str] = {}
                     for name, value in event.headers.raw_items():
                         headers[name] = f"{headers[name]}, {value}" if name in headers else value
@@ -384,6 +385,21 @@ class Engine:
 
     def close_expected(self) -> bool:
         return self._proto.close_expected()
+
+    def _drop_handshake_parser(self) -> None:
+        """Swap the engine's parser for a fresh frame parser once the handshake is done.
+
+        The client parser reads the response, then runs the frame parser from
+        inside itself, so the response (headers, body: ~2 KiB) stays alive as
+        one of its locals for the whole connection. Swapped at a frame
+        boundary with nothing buffered, the fresh parser is in the same state.
+        """
+        proto = self._proto
+        if proto.reader.buffer or proto.state is not _EngineState.OPEN:
+            return
+        parser = Protocol.parse(proto)
+        next(parser)
+        proto.parser = parser
 
     # Sending.
 

@@ -220,6 +220,9 @@ class FacadeBase:
         return fn
 
     def __setattr__(self, name: str, value: object) -> None:
+        if name[0] == "_":  # internal state: nothing to check
+            object.__setattr__(self, name, value)
+            return
         names = self._handler_names
         if name.startswith("on_") and name not in names:
             raise AttributeError(f"unknown event handler {name!r}; use one of: {', '.join(names)}")
