@@ -460,6 +460,61 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+README_START = "<!-- bench:start (written by make bench) -->"
+README_END = "<!-- bench:end -->"
+SUMMARY_FAMILIES = ("websocket-client", "websockets", "aiohttp", "picows", "raw")
+
+
+def summary(report: dict[str, Any]) -> str:
+    """The README's table: wsloop's best driver against each peer's best mode."""
+    results = report["results"]
+    clients = report["clients"]
+    families = [f for f in SUMMARY_FAMILIES if any(c["family"] == f for c in clients.values())]
+    heads = ["raw TCP" if f == "raw" else f for f in families]
+    lines = [
+        f"Measured {report['date']} on {report['machine']['summary']} "
+        f"(server: {report['server']['summary']}), best of {report['repeats']}; "
+        "each column is that library's best mode (driver, event loop, accelerator).",
+        "",
+        "| | wsloop | " + " | ".join(heads) + " | wsloop / best peer |",
+        "|---|" + "---:|" * (len(families) + 2),
+    ]
+    for workload, key, title in CHART_PANELS:
+        if workload == "poll":
+            continue
+        direction = next(m[2] for m in WORKLOADS[workload]["metrics"] if m[0] == key)
+        ours = best_of_family(results, clients, workload, key, {"wsloop"})
+        if ours is None:
+            continue
+        driver = clients[ours[0]]["label"].removeprefix("wsloop ").strip("()")
+        row = [f"{title} ({direction} is better)", f"{fmt(ours[1])} ({driver})"]
+        for family in families:
+            theirs = best_of_family(results, clients, workload, key, {family})
+            row.append("-" if theirs is None else fmt(theirs[1]))
+        peer = best_of_family(results, clients, workload, key, peer_families(clients))
+        row.append("-" if peer is None or not peer[1] else fmt_ratio(ours[1] / peer[1]))
+        lines.append("| " + " | ".join(row) + " |")
+    cell = results.get("poll", {}).get("wsloop-poll", {}).get("best", {})
+    if "us" in cell:
+        lines += [
+            "",
+            f"One `poll()` on an idle open connection (poll driver): {fmt(cell['us'])} µs.",
+        ]
+    return "\n".join(lines)
+
+
+def update_readme(report: dict[str, Any], readme: Path) -> bool:
+    """Replace the table between the README's bench markers; False if it has none."""
+    text = readme.read_text()
+    start = text.find(README_START)
+    end = text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    block = README_START + "\n" + summary(report) + "\n" + README_END
+    readme.write_text(text[:start] + block + text[end + len(README_END) :])
+    return True
+
+
 CHART_PANELS = [
     ("rtt", "msg_s", "round trip, 32 B: msg/s"),
     ("rtt", "cpu_us", "round trip: client CPU µs/msg"),
@@ -681,6 +736,8 @@ def main() -> int:
         # The run the README shows: its tables next to its chart, in the tree.
         (ROOT / "docs" / "bench.md").write_text(text + "\n")
         log(f"bench: tables written to {ROOT / 'docs' / 'bench.md'}")
+        if update_readme(report, ROOT / "README.md"):
+            log("bench: README table updated")
     chart_path = args.chart or (
         ROOT / "docs" / "bench.png" if published else RESULTS / f"{preset_name}.png"
     )
