@@ -591,6 +591,8 @@ class AsyncioDriver:
     def _data_received(self, session: Session, data: bytes) -> None:
         if session is not self._session or self._phase != "ws":
             return
+        if type(data) is not bytes:  # a loop that reuses its read buffer: views need a copy
+            data = bytes(data)
         if self._held or self._reading_paused:
             self._held.append(memoryview(data))  # after what waits already, in order
             transport = self._transport
