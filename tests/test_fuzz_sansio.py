@@ -20,7 +20,7 @@ from wsloop import BinaryMessage, Closed, Error, State, TextMessage
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from wsloop import Event
+    from wsloop import Event, Session
 
 FUZZ = settings(max_examples=200, deadline=None)
 
@@ -153,22 +153,27 @@ def split(data: bytes, points: Sequence[int]) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
+def act(session: Session, action: str) -> list[bytes]:
+    """Do one of ``client_actions``; return the bytes a "flush" took."""
+    if action == "text":
+        session.send_text("from client")
+    elif action == "binary":
+        session.send_binary(b"\x00")
+    elif action == "ping":
+        session.send_ping(b"p")
+    elif action == "close":
+        session.send_close(4000, "bye")
+    elif action == "flush":
+        return session.data_to_send()
+    return []
+
+
 def deliver(pair: Pair, chunks: Sequence[bytes], actions: Sequence[str] = ()) -> list[Event]:
     """Feed chunks (the client acting in between), then EOF; check the contract."""
     session = pair.session
     for i, chunk in enumerate(chunks):
         session.receive_data(chunk)
-        action = actions[i] if i < len(actions) else "none"
-        if action == "text":
-            session.send_text("from client")
-        elif action == "binary":
-            session.send_binary(b"\x00")
-        elif action == "ping":
-            session.send_ping(b"p")
-        elif action == "close":
-            session.send_close(4000, "bye")
-        elif action == "flush":
-            session.data_to_send()
+        act(session, actions[i] if i < len(actions) else "none")
     session.receive_eof()
     pair.events()
     events = pair.history

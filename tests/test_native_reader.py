@@ -19,7 +19,16 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from sansio_helpers import BINARY, CONT, PING, TEXT, Pair, close_payload, frame
-from test_fuzz_sansio import any_ops, client_actions, cuts, mutate, mutations, server_bytes, split
+from test_fuzz_sansio import (
+    act,
+    any_ops,
+    client_actions,
+    cuts,
+    mutate,
+    mutations,
+    server_bytes,
+    split,
+)
 from wsloop import BinaryMessage, Closed, Error, State, TextMessage
 
 if TYPE_CHECKING:
@@ -76,17 +85,7 @@ def run(
                 session.receive_data(chunk[k : k + 1])
         else:
             session.receive_data(chunk)
-        action = actions[i] if i < len(actions) else "none"
-        if action == "text":
-            session.send_text("from client")
-        elif action == "binary":
-            session.send_binary(b"\x00")
-        elif action == "ping":
-            session.send_ping(b"p")
-        elif action == "close":
-            session.send_close(4000, "bye")
-        elif action == "flush":
-            sent += session.data_to_send()
+        sent += act(session, actions[i] if i < len(actions) else "none")
     session.receive_eof()
     sent += session.data_to_send()
     return pair.events(), client_frames(sent)
