@@ -395,7 +395,11 @@ class Session:
         return b""
 
     def _data_frame(self, b0: int, chunk: bytes | bytearray | memoryview) -> bool:
-        """Take one complete data frame; False when it failed the connection."""
+        """Take one complete data frame, read natively or by the engine.
+
+        ``b0`` is the frame's first byte (FIN and opcode). Returns False when
+        the frame failed the connection (invalid UTF-8).
+        """
         opcode = b0 & 0x0F
         events = self._events
         if b0 & 0x80:  # FIN
@@ -420,8 +424,7 @@ class Session:
                     events.append(BinaryMessage(bytes(self._assembly)))
                 self._assembly = bytearray()
         elif opcode == 0:
-            assert self._fragment_size is not None
-            self._fragment_size += len(chunk)
+            self._fragment_size = (self._fragment_size or 0) + len(chunk)
             if self._fragmented_text:
                 return self._decode_part(chunk, False)
             self._assembly += chunk
@@ -490,7 +493,6 @@ class Session:
         self._finish()
 
     def _process(self, items: list[object]) -> None:
-        events = self._events
         for item in items:
             if type(item) is tuple:
                 kind, value = item
@@ -503,45 +505,16 @@ class Session:
                 continue
             opcode: int = item.opcode  # type: ignore[attr-defined]
             data: bytes = item.data  # type: ignore[attr-defined]
-            fin: bool = item.fin  # type: ignore[attr-defined]
-            if opcode == _engine.TEXT:
-                if fin:
-                    try:
-                        text = data.decode()
-                    except UnicodeDecodeError:
-                        self._fail_utf8()
-                        return
-                    events.append(TextMessage(text))
-                else:
-                    self._fragmented_text = True
-                    self._text_decoder = codecs.getincrementaldecoder("utf-8")()
-                    self._assembly = bytearray()
-                    if not self._decode_part(data, False):
-                        return
-            elif opcode == _engine.BINARY:
-                if fin:
-                    events.append(BinaryMessage(bytes(data)))
-                else:
-                    self._fragmented_text = False
-                    self._assembly = bytearray(data)
-            elif opcode == _engine.CONT:
-                if self._fragmented_text:
-                    if not self._decode_part(data, fin):
-                        return
-                    if fin:
-                        events.append(TextMessage(self._assembly.decode()))
-                        self._assembly = bytearray()
-                        self._text_decoder = None
-                else:
-                    self._assembly += data
-                    if fin:
-                        events.append(BinaryMessage(bytes(self._assembly)))
-                        self._assembly = bytearray()
+            if opcode <= _engine.BINARY:  # TEXT, BINARY or CONT: as the native reader does
+                fin: bool = item.fin  # type: ignore[attr-defined]
+                if not self._data_frame(opcode | 0x80 if fin else opcode, data):
+                    return
             elif opcode == _engine.PONG:
                 self.pongs_received.append(bytes(data))
             elif opcode == _engine.CLOSE:
                 self._assembly = bytearray()
                 self._text_decoder = None
+                self._fragment_size = None
             # PING: the engine queued the pong already.
         failure = self._engine.parser_failure()
         if (
