@@ -9,8 +9,12 @@ application.
 
 Theory of operation
 -------------------
-The wrapped engine parses frames and runs the opening and closing handshakes.
-The session adds what a client object needs on top of it:
+The wrapped engine runs the opening and closing handshakes and decides every
+control frame and protocol error. While the connection is open without
+extensions, the session reads plain data frames itself (the hot path,
+:meth:`Session._receive_frames`) and hands the engine everything else from a
+frame boundary; otherwise the engine parses every frame. The session adds
+what a client object needs on top of it:
 
 * message assembly, with UTF-8 checked frame by frame so that invalid text
   fails as soon as it arrives (code 1007);
