@@ -241,6 +241,9 @@ class Room:
             member = Member(info["id"], info.get("name", ""), info.get("meta"), True)
             self.members[member.id] = member
             return None if self.on_member_joined is None else self.on_member_joined(member)
+        if kind == "ack":  # a resend the relay had said already
+            self._unacked.pop(str(msg.get("id", "")), None)
+            return None
         if kind == "left":
             return self._left(msg)
         if kind == "gap":

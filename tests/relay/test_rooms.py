@@ -206,6 +206,8 @@ def test_a_resend_after_a_resume_is_not_said_twice(relay):
     a2.until("welcome")
     assert [m["data"] for m in a2.messages(1)] == ["once"]
     a2.say("once", "x1")  # the client never knew it arrived
+    ack, _ = a2.until("ack")
+    assert ack == {"type": "ack", "id": "x1", "seq": 1}
     a2.say("next", "x2")
     assert [m["data"] for m in a2.messages(1)] == ["next"]
     a2.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import threading
 import time
@@ -349,3 +350,64 @@ def test_send_refuses_what_json_cannot_carry_and_bounds_the_unacked(relay):
     assert room.send(1) and room.send(2)
     assert room.send(3) is False  # not joined yet: two wait, the third is refused
     assert room.unacked == 2
+
+
+@pytest.mark.parametrize("seed", [13, 14, 15])
+def test_three_members_a_thousand_messages_random_cuts_one_log(seed):
+    """Each member behind its own proxy, cut at random points: nothing lost, nothing twice."""
+    with serve(rooms=RoomConfig(history=2000)) as relay:
+        three_members_with_cuts(relay, random.Random(seed))
+
+
+def test_own_messages_lost_in_a_gap_are_settled_by_the_relays_ack():
+    with serve(rooms=RoomConfig(history=2)) as relay:
+        proxy = CutProxy(relay.port)
+        try:
+            a = Log(Room(WebSocket(reconnect=Reconnect(initial_delay=0.5, jitter=0.0)), "ann"))
+            a.room.connect(proxy.url)
+            poll_rooms(lambda: a.joined, a)
+            for i in range(6):
+                a.room.send(i)
+            proxy.cut()  # the echoes may or may not have come back: the gap covers them
+            poll_rooms(lambda: len(a.joined) == 2 and a.room.unacked == 0, a)
+            assert a.room.seq == 6
+            assert len(a.messages) + sum(a.gaps) == 6
+        finally:
+            close_open()
+            proxy.close()
+
+
+def three_members_with_cuts(relay: Any, rng: random.Random) -> None:
+    proxies = [CutProxy(relay.port) for _ in range(3)]
+    try:
+        logs = [Log(Room(WebSocket(reconnect=FAST), name)) for name in ("ann", "bob", "cat")]
+        for log, proxy in zip(logs, proxies, strict=True):
+            log.room.connect(proxy.url)
+            poll_rooms(lambda log=log: log.joined, *logs)
+        total, sent = 1000, 0
+        cut_at = {rng.randrange(total): i for i in range(3) for _ in range(3)}
+        resumes = []
+        while sent < total:
+            who = sent % 3
+            logs[who].room.send(f"{logs[who].room.name}-{sent}")
+            sent += 1
+            if sent in cut_at:
+                proxies[cut_at[sent]].cut()
+                resumes.append((cut_at[sent], time.monotonic()))
+            for log in logs:
+                log.room.ws.poll()
+        poll_rooms(lambda: all(len(log.messages) == total for log in logs), *logs)
+        first = logs[0].messages
+        for log in logs:
+            assert log.messages == first  # the same ordered log for every member
+            assert log.gaps == [] and log.room.unacked == 0
+        said = [data for _, data in first]
+        assert len(said) == len(set(said)) == total  # nothing twice, nothing lost
+        for name in ("ann", "bob", "cat"):
+            mine = [int(d.split("-")[1]) for d in said if d.startswith(name)]
+            assert mine == sorted(mine)  # each sender's order kept
+        assert sum(len(log.joined) - 1 for log in logs) >= len(set(cut_at.values()))
+    finally:
+        close_open()
+        for proxy in proxies:
+            proxy.close()

@@ -301,7 +301,12 @@ class RoomCore:
     def say(self, seat: Seat, client_id: str | None, data: Any, binary: bytes | None) -> None:
         """A member's message: numbered, kept, sent to every online member (sender too)."""
         if client_id is not None and client_id in seat.seen:
-            return  # a resend of a message already said: the replay carried it
+            # A resend of a message already said: not again. The replay (or the
+            # history, or a gap) carried it; tell the sender it is settled.
+            if seat.link is not None:
+                ack = {"type": "ack", "id": client_id, "seq": seat.seen[client_id]}
+                seat.link.push(encode(ack), True)
+            return
         if not self.on_message(seat, data, binary):
             return
         self.seq += 1
