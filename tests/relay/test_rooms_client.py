@@ -22,11 +22,17 @@ from wsloop import AsyncWebSocket, Member, Reconnect, Room, WebSocket
 from wsloop.relay import RoomConfig, serve
 from wsloop.testing import poll_until
 
+FAULTS = ("cut", "half_close", "cut_mid_message", "stall")
 FAST = Reconnect(initial_delay=0.05, max_delay=0.2, jitter=0.0)
 
 
 class CutProxy:
-    """A TCP proxy that forwards to ``port`` and can cut every connection."""
+    """A TCP proxy that forwards to ``port`` and injects faults into every connection.
+
+    :meth:`cut` severs them, :meth:`half_close` ends the client-to-relay direction
+    only, :meth:`cut_mid_message` forwards half of the next chunk a client sends
+    and then severs, :meth:`stall` holds every byte until :meth:`release`.
+    """
 
     def __init__(self, port: int) -> None:
         self.target = port
@@ -34,7 +40,9 @@ class CutProxy:
         self.port = self.listener.getsockname()[1]
         self.pairs: list[tuple[socket.socket, socket.socket]] = []
         self.lock = threading.Lock()
-        self.cuts = 0
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.truncate = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -46,13 +54,18 @@ class CutProxy:
             upstream = socket.create_connection(("127.0.0.1", self.target))
             with self.lock:
                 self.pairs.append((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, up in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pipe, args=(a, b, up), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, upward: bool) -> None:
         try:
             while data := src.recv(65536):
+                self.flowing.wait()
+                if upward and self.truncate.is_set():
+                    self.truncate.clear()
+                    dst.sendall(data[: max(1, len(data) // 2)])
+                    self.cut()
+                    return
                 dst.sendall(data)
         except OSError:
             pass
@@ -64,14 +77,33 @@ class CutProxy:
         """Sever every connection now (both sides see a reset, no close frame)."""
         with self.lock:
             pairs, self.pairs = self.pairs, []
-            self.cuts += 1
         for pair in pairs:
             for s in pair:
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
                 s.close()
 
+    def half_close(self) -> None:
+        """End the client-to-relay direction (the relay reads EOF; the client still writes)."""
+        with self.lock:
+            pairs = list(self.pairs)
+        for _, upstream in pairs:
+            with contextlib.suppress(OSError):
+                upstream.shutdown(socket.SHUT_WR)
+
+    def cut_mid_message(self) -> None:
+        """Forward only half of the next chunk a client sends, then sever."""
+        self.truncate.set()
+
+    def stall(self) -> None:
+        """Hold every byte, both ways, until :meth:`release`."""
+        self.flowing.clear()
+
+    def release(self) -> None:
+        self.flowing.set()
+
     def close(self) -> None:
+        self.release()
         self.listener.close()
         self.cut()
         self.pairs = []
@@ -352,9 +384,10 @@ def test_send_refuses_what_json_cannot_carry_and_bounds_the_unacked(relay):
     assert room.unacked == 2
 
 
-@pytest.mark.parametrize("seed", [13, 14, 15])
+@pytest.mark.parametrize("seed", [13, 14, 15, 16, 17])
 def test_three_members_a_thousand_messages_random_cuts_one_log(seed):
-    """Each member behind its own proxy, cut at random points: nothing lost, nothing twice."""
+    """Each member behind its own proxy; random cuts, half-closes, cuts mid-message and
+    stalls: nothing lost, nothing twice, one order."""
     with serve(rooms=RoomConfig(history=2000)) as relay:
         three_members_with_cuts(relay, random.Random(seed))
 
@@ -386,16 +419,29 @@ def three_members_with_cuts(relay: Any, rng: random.Random) -> None:
             poll_rooms(lambda log=log: log.joined, *logs)
         total, sent = 1000, 0
         cut_at = {rng.randrange(total): i for i in range(3) for _ in range(3)}
-        resumes = []
+        faults: list[str] = []
+        stalled: list[tuple[CutProxy, int]] = []
         while sent < total:
             who = sent % 3
             logs[who].room.send(f"{logs[who].room.name}-{sent}")
             sent += 1
             if sent in cut_at:
-                proxies[cut_at[sent]].cut()
-                resumes.append((cut_at[sent], time.monotonic()))
+                proxy = proxies[cut_at[sent]]
+                fault = rng.choice(FAULTS)
+                faults.append(fault)
+                if fault == "stall":
+                    proxy.stall()
+                    stalled.append((proxy, sent + rng.randrange(1, 50)))
+                else:
+                    getattr(proxy, fault)()
+            for proxy, until in list(stalled):
+                if sent >= until:
+                    proxy.release()
+                    stalled.remove((proxy, until))
             for log in logs:
                 log.room.ws.poll()
+        for proxy, _ in stalled:
+            proxy.release()
         poll_rooms(lambda: all(len(log.messages) == total for log in logs), *logs)
         first = logs[0].messages
         for log in logs:
@@ -406,7 +452,8 @@ def three_members_with_cuts(relay: Any, rng: random.Random) -> None:
         for name in ("ann", "bob", "cat"):
             mine = [int(d.split("-")[1]) for d in said if d.startswith(name)]
             assert mine == sorted(mine)  # each sender's order kept
-        assert sum(len(log.joined) - 1 for log in logs) >= len(set(cut_at.values()))
+        dropping = sum(f != "stall" for f in faults)
+        assert dropping == 0 or sum(len(log.joined) - 1 for log in logs) >= 1, faults
     finally:
         close_open()
         for proxy in proxies:
