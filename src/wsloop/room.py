@@ -20,8 +20,18 @@ the socket was down) reaches the room exactly once. Messages whose sequence
 number the room has already seen are dropped, so a replay never shows one
 twice.
 
+A resend the relay had said already is answered with an ``ack``, which
+settles it too (its echo may have fallen into a ``gap``). If the seat is gone
+when the socket comes back (past the relay's grace period), the room joins
+again as a new member and sends the unacknowledged messages under it: those
+whose echo was lost with the old seat may then be said twice (at least once,
+never lost).
+
 A trigger's return value is handed back to the socket, so with an
-:class:`~wsloop.AsyncWebSocket` a trigger may be an ``async def``.
+:class:`~wsloop.AsyncWebSocket` a trigger may be an ``async def``. The
+socket's ``on_closed``, ``on_error`` and ``on_reconnecting`` stay the
+application's; setting ``on_text_message`` or ``on_binary_message`` on the
+socket after creating the room takes the messages away from it.
 """
 
 from __future__ import annotations
