@@ -52,6 +52,8 @@ def test_all_is_sorted_without_duplicates() -> None:
     "name",
     [
         "WebSocket",
+        "Room",
+        "Member",
         "Session",
         "State",
         "BinaryData",

@@ -39,6 +39,7 @@ from .exceptions import (
     TLSError,
     WebSocketError,
 )
+from .room import Member, Room
 from .sansio import Session, State
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "InvalidStatus",
     "InvalidURI",
     "InvalidUTF8",
+    "Member",
     "MessageTooBig",
     "NegotiationError",
     "Opened",
@@ -67,6 +69,7 @@ __all__ = [
     "ProxyError",
     "Reconnect",
     "Reconnecting",
+    "Room",
     "Session",
     "State",
     "TLSError",

@@ -9,11 +9,15 @@ Run it with ``wsloop serve`` or embed it::
     with serve() as relay:           # a free port on 127.0.0.1, in a thread
         ws.connect(relay.url + "/room/lobby")
 
+A client that asks for the ``wsloop.room.v1`` subprotocol gets the room
+protocol instead (presence, history, resume: ``docs/rooms.md``).
+
 :class:`Relay` is the :mod:`asyncio` object behind both; see ``docs/relay.md``.
 """
 
 from __future__ import annotations
 
+from .rooms import ROOM_PROTOCOL, RoomConfig, RoomCore, Seat
 from .server import (
     DEFAULT_MAX_SIZE,
     DEFAULT_PORT,
@@ -27,9 +31,13 @@ from .server import (
 __all__ = [
     "DEFAULT_MAX_SIZE",
     "DEFAULT_PORT",
+    "ROOM_PROTOCOL",
     "Relay",
     "RelayError",
     "RelayStats",
     "RelayThread",
+    "RoomConfig",
+    "RoomCore",
+    "Seat",
     "serve",
 ]

@@ -41,7 +41,7 @@ import uuid
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .server import RelayError
+from ._errors import RelayError
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -29,14 +29,16 @@ import contextlib
 import logging
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from websockets.asyncio.server import Server, ServerConnection, serve as _ws_serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
 
 from .._version import __version__
+from ._errors import RelayError
+from ._parts import RelayStats, _first_line, _Member, _Message, _peer, _room_of
+from ._session import RoomSession
+from .rooms import ROOM_PROTOCOL, RoomConfig, RoomCore
 
 if TYPE_CHECKING:
     import ssl as _ssl
@@ -77,96 +79,32 @@ SHUTDOWN_CODE = 1001
 """The close code sent to every client when the relay shuts down (going away)."""
 
 
-class RelayError(Exception):
-    """The relay could not start, or lost something it cannot run without (Redis)."""
+class _MemberLink:
+    """A relay member as the room core sees it (a :class:`~wsloop.relay.rooms.Link`)."""
 
+    __slots__ = ("member", "relay")
 
-@dataclass(frozen=True, slots=True)
-class RelayStats:
-    """Counters of a running relay, for monitoring and tests."""
+    def __init__(self, relay: Relay, member: _Member) -> None:
+        self.relay = relay
+        self.member = member
 
-    connections: int
-    """Clients connected now (including those finishing their handshake)."""
-    rooms: int
-    """Rooms with at least one member in this process."""
-    messages_in: int
-    """Messages received from clients."""
-    messages_out: int
-    """Messages written to clients."""
-    slow_consumers: int
-    """Clients disconnected because their send queue overflowed."""
-    queued_bytes: int
-    """Bytes waiting in every send queue now."""
-    peak_queued_bytes: int
-    """The most bytes that ever waited in a single client's send queue."""
+    def push(self, data: bytes, text: bool) -> None:
+        self.relay._enqueue(self.member, _Message(data, text))
 
+    def shut(self, code: int, reason: str) -> None:
+        member = self.member
+        if not member.closing:
+            self.relay._spawn(self._drain_then_close(code, reason))
 
-class _Message:
-    """A message on its way to clients: the payload is shared, never copied."""
-
-    __slots__ = ("data", "text")
-
-    def __init__(self, data: bytes, text: bool) -> None:
-        self.data = data
-        self.text = text
-
-
-class _Member:
-    """One client: its room, its send queue and its counters."""
-
-    __slots__ = (
-        "closing",
-        "conn",
-        "gone",
-        "joined",
-        "opened",
-        "peer",
-        "queue",
-        "queued_bytes",
-        "rcvd",
-        "room",
-        "sent",
-        "since",
-        "wakeup",
-        "why",
-    )
-
-    def __init__(self, conn: ServerConnection, room: str, peer: str) -> None:
-        self.conn = conn
-        self.room = room
-        self.peer = peer
-        self.queue: deque[_Message] = deque()
-        self.queued_bytes = 0
-        self.wakeup = asyncio.Event()
-        self.closing = False
-        self.gone = False
-        self.joined = False
-        self.opened = False
-        self.why = ""
-        self.since = time.monotonic()
-        self.rcvd = 0
-        self.sent = 0
-
-
-def _peer(conn: ServerConnection) -> str:
-    try:
-        address = conn.remote_address
-    except Exception:  # pragma: no cover - the transport is gone
-        return "?"
-    if isinstance(address, tuple) and len(address) >= 2:
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(address)
-
-
-def _room_of(request: Request) -> str:
-    path = request.path.split("?", 1)[0]
-    return path or "/"
-
-
-def _first_line(body: bytes | bytearray) -> str:
-    lines = body.decode("utf-8", "replace").strip().splitlines()
-    return lines[0] if lines else ""
+    async def _drain_then_close(self, code: int, reason: str) -> None:
+        # What was pushed just before (an error, a "left") goes out first.
+        member = self.member
+        if member.queue and not member.closing:
+            member.idle.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.relay.close_timeout):
+                    await member.idle.wait()
+        await self.relay._close_member(member, code, reason)
 
 
 class Relay:
@@ -197,6 +135,8 @@ class Relay:
         redis_url: share rooms with other relay processes through this
             Redis server (``redis://host:port/db``); needs ``wsloop[relay-redis]``.
         redis_prefix: the prefix of the Redis channel names.
+        rooms: the limits of the room protocol, for clients that ask for the
+            ``wsloop.room.v1`` subprotocol (``docs/rooms.md``).
     """
 
     def __init__(
@@ -221,6 +161,8 @@ class Relay:
         # Scale-out
         redis_url: str | None = None,
         redis_prefix: str = "wsloop:",
+        # The room protocol
+        rooms: RoomConfig | None = None,
     ) -> None:
         if isinstance(protocols, str):
             raise TypeError("protocols must be a sequence of names, not a str")
@@ -252,6 +194,9 @@ class Relay:
         self.ssl = ssl
         self.redis_url = redis_url
         self.redis_prefix = redis_prefix
+        self.rooms = RoomConfig() if rooms is None else rooms
+        """The limits of the room protocol (``wsloop.room.v1``, ``docs/rooms.md``)."""
+        self._cores: dict[str, RoomCore] = {}
         self.failure: str | None = None
         """Why the relay stopped by itself (its Redis link failed), else ``None``."""
         self._server: Server | None = None
@@ -297,7 +242,7 @@ class Relay:
                 self.host,
                 self.port,
                 subprotocols=[self._subprotocol(p) for p in self.protocols] or None,
-                select_subprotocol=self._select_subprotocol if self.protocols else None,
+                select_subprotocol=self._select_subprotocol,
                 origins=origins,
                 process_response=self._process_response,
                 server_header=f"wsloop-relay/{__version__}",
@@ -348,6 +293,9 @@ class Relay:
                 await asyncio.gather(*stragglers, return_exceptions=True)
         if self._broker is not None:
             await self._broker.stop()
+        for core in list(self._cores.values()):
+            core.close()
+        self._cores.clear()
         closed.set()
 
     async def wait_closed(self) -> None:
@@ -407,6 +355,23 @@ class Relay:
         """How many members the room has in this process."""
         return len(self._rooms.get(room, ()))
 
+    def room(self, name: str) -> RoomCore | None:
+        """The room-protocol room of a URL path, if it has members (online or in grace)."""
+        return self._cores.get(name)
+
+    def _session(self, member: _Member) -> RoomSession:
+        core = self._cores.get(member.room)
+        if core is None:
+            core = RoomCore(
+                member.room, self.rooms, asyncio.get_running_loop(), on_empty=self._drop_core
+            )
+            self._cores[member.room] = core
+        return RoomSession(_MemberLink(self, member), core, self.rooms)
+
+    def _drop_core(self, core: RoomCore) -> None:
+        if self._cores.get(core.name) is core:
+            del self._cores[core.name]
+
     # The handshake.
 
     @staticmethod
@@ -417,6 +382,15 @@ class Relay:
         self, conn: ServerConnection, offered: Sequence[Subprotocol]
     ) -> Subprotocol | None:
         if not offered:
+            return None
+        if ROOM_PROTOCOL in offered and not self.echo:
+            if self.redis_url is not None:
+                raise NegotiationError(
+                    f"the room protocol ({ROOM_PROTOCOL}) does not span relay processes yet: "
+                    "this relay uses Redis, so it is not offered here"
+                )
+            return self._subprotocol(ROOM_PROTOCOL)
+        if not self.protocols:
             return None
         for name in offered:
             if name in self.protocols:
@@ -452,10 +426,12 @@ class Relay:
             )
         member = _Member(conn, room, peer)
         self._members[conn] = member
-        if not self.echo:
+        if response.headers.get("Sec-WebSocket-Protocol") == ROOM_PROTOCOL:
+            member.session = self._session(member)
+        elif not self.echo:
             self._rooms.setdefault(room, {})[member] = None
         self._spawn(self._reap(member))
-        if self._broker is not None and not self.echo:
+        if self._broker is not None and not self.echo and member.session is None:
             member.joined = True
             try:
                 await self._broker.join(room)
@@ -485,6 +461,12 @@ class Relay:
         writer = asyncio.create_task(self._write(member))
         try:
             async for message in conn:
+                if member.session is not None:
+                    member.rcvd += 1
+                    self._messages_in += 1
+                    member.session.handle(message)
+                    await asyncio.sleep(0)
+                    continue
                 await self._on_message(member, message)
                 # Let the writers run: a burst read in one go must not fill
                 # the queues of clients that are merely waiting for their turn.
@@ -492,6 +474,8 @@ class Relay:
         except ConnectionClosed:
             pass
         finally:
+            if member.session is not None:
+                member.session.closed()
             member.closing = True
             member.wakeup.set()
             writer.cancel()
@@ -550,6 +534,7 @@ class Relay:
         queue = member.queue
         while not member.closing:
             if not queue:
+                member.idle.set()
                 member.wakeup.clear()
                 await member.wakeup.wait()
                 continue
