@@ -39,3 +39,30 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
         return re.sub(r"\]\(\.\./docs/", "](../", markdown)
     depth = page.file.src_uri.count("/")
     return re.sub(r"\]\(\.\./examples/", "](" + "../" * depth + "examples/", markdown)
+
+
+# The docstrings cross-reference with Sphinx roles (:class:`Closed`), which
+# mkdocstrings leaves as text. On the reference pages each becomes the name in
+# code, linked (through mkdocs-autorefs, when the target is documented) to its
+# entry: a name without a dot is looked up in the page's module.
+_ROLE = re.compile(r":(?:class|attr|meth|func|mod|exc|data|obj):<code>(~?)([\w.]+)</code>")
+_PAGE_MODULE = {
+    "reference/wsloop.md": "wsloop",
+    "reference/relay.md": "wsloop.relay",
+    "reference/testing.md": "wsloop.testing",
+}
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Files) -> str:
+    """Turn the Sphinx roles left in rendered docstrings into code and links."""
+    module = _PAGE_MODULE.get(page.file.src_uri)
+    if module is None:
+        return html
+
+    def link(match: re.Match[str]) -> str:
+        short, target = match.group(1) == "~", match.group(2)
+        shown = target.rsplit(".", 1)[-1] if short else target
+        identifier = target if target.startswith("wsloop") else f"{module}.{target}"
+        return f'<autoref identifier="{identifier}" optional><code>{shown}</code></autoref>'
+
+    return _ROLE.sub(link, html)

@@ -64,6 +64,13 @@ def test_every_public_name_is_documented(site: Path, module: str) -> None:
     ids = set(re.findall(r'id="([^"]+)"', html))
     missing = [name for name in names if f"{module}.{name}" not in ids]
     assert not missing, f"{module}: not on the reference page: {missing}"
+    # And nothing else at the top level: private helpers and imported names stay out.
+    prefix = f"{module}."
+    top = {i.removeprefix(prefix) for i in ids if i.startswith(prefix)}
+    extra = sorted(name for name in top if "." not in name and name not in names)
+    assert not extra, f"{module}: on the page but not in __all__: {extra}"
+    # The Sphinx roles of the docstrings became code and links (docs/hooks.py).
+    assert not re.findall(r":(?:class|attr|meth|func|mod|exc):<code>", html)
 
 
 def test_websocket_reference_lists_the_triggers(site: Path) -> None:
