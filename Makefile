@@ -89,6 +89,13 @@ bench-quick: $(BENCH_STAMP) $(BENCH_NODE_STAMP)
 bench-smoke: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/run.py --quick --smoke
 
+# The documentation site (guides + API reference from the docstrings) into site/.
+# Strict: a broken link or reference fails; tests/test_docs_site.py runs the same
+# build in `make test`.
+.PHONY: docs
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 test: lint typecheck pytest bench-smoke conformance
 
 clean:
