@@ -52,7 +52,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from ._facade import HANDLERS, FacadeBase, make_config
+from ._facade import HANDLERS, FacadeBase, config_from
 from ._sansio.lifecycle import Lifecycle
 from .drivers.asyncio import AsyncioDriver
 from .drivers.base import DEFAULT_USER_AGENT
@@ -204,16 +204,18 @@ class AsyncWebSocket(FacadeBase):
             verifies certificates and host names against the system's CAs.
         cafile: a PEM file of CA certificates to trust instead of the
             system's (ignored when ``ssl`` is given).
-        certfile: a PEM client certificate (with its key, or ``keyfile``).
-        keyfile: the client certificate's private key.
-        insecure: turn off certificate verification, with an
-            :class:`~wsloop.InsecureWarning` at each ``connect()`` to a
-            ``wss://`` URL; for testing only.
+        certfile: a PEM file with the client certificate (and its key, unless
+            ``keyfile`` is given), for servers that require one.
+        keyfile: a PEM file with the client certificate's private key.
+        insecure: ``True`` checks neither the server's certificate nor its
+            host name, and warns with :class:`InsecureWarning` at each
+            ``connect()`` to a ``wss://`` URL. For test servers only.
         headers: extra HTTP headers for the handshake request.
         origin: the ``Origin`` header.
         user_agent: the ``User-Agent`` header; ``None`` sends none.
         binary_data: a :class:`BinaryData` that every binary message is
-            written into before ``on_binary_message`` runs.
+            written into before ``on_binary_message`` runs, like the Binary
+            Data object of the Construct plugin.
         reconnect: off by default, as in the plugin. ``True`` or a
             :class:`~wsloop.Reconnect` retries a dropped connection with
             exponential backoff; ``on_reconnecting`` fires before each retry.
@@ -257,25 +259,7 @@ class AsyncWebSocket(FacadeBase):
         # Reconnection
         reconnect: bool | Reconnect | None = None,
     ) -> None:
-        config = make_config(
-            compression=compression,
-            max_message_size=max_message_size,
-            headers=headers,
-            origin=origin,
-            user_agent=user_agent,
-            connect_timeout=connect_timeout,
-            close_timeout=close_timeout,
-            max_queue=max_queue,
-            max_buffered_amount=max_buffered_amount,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            proxy=proxy,
-            ssl=ssl,
-            cafile=cafile,
-            certfile=certfile,
-            keyfile=keyfile,
-            insecure=insecure,
-        )
+        config = config_from(locals())
         if max_backlog is not None and max_backlog <= 0:
             raise ValueError("max_backlog must be positive or None")
         # One thread (the event loop's): the outbox needs no lock.

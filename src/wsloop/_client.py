@@ -12,7 +12,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, ClassVar
 
-from ._facade import HANDLERS, FacadeBase, make_config
+from ._facade import HANDLERS, FacadeBase, config_from
 from ._sansio.lifecycle import Lifecycle, validate_close
 from .drivers.base import DEFAULT_USER_AGENT, BaseDriver, Config
 from .events import Closed, Error, Event, Opened, Reconnecting
@@ -107,8 +107,9 @@ class WebSocket(FacadeBase):
             written, ``send_*`` refuse new messages (return ``False``, with a
             warning in the log) instead of growing without bound; ``None``:
             no limit.
-        connect_timeout: seconds for the name lookup, TCP, TLS and the
-            WebSocket handshake together; ``None`` waits forever.
+        connect_timeout: seconds for the name lookup, TCP, the proxy
+            handshake, TLS and the WebSocket handshake together; ``None``
+            waits forever.
         close_timeout: seconds to wait for the server to finish the closing
             handshake; ``None`` waits forever.
         ping_interval: seconds between keepalive pings on an open connection;
@@ -137,8 +138,8 @@ class WebSocket(FacadeBase):
             written into before ``on_binary_message`` runs, like the Binary
             Data object of the Construct plugin.
         reconnect: off by default, as in the plugin. ``True`` or a
-            :class:`Reconnect` retries a dropped connection with exponential
-            backoff; ``on_reconnecting`` fires before each retry.
+            :class:`~wsloop.Reconnect` retries a dropped connection with
+            exponential backoff; ``on_reconnecting`` fires before each retry.
         driver: where the I/O runs: ``"poll"`` (the default on the desktop:
             inside :meth:`poll`), ``"thread"`` (a background thread), or a
             :class:`~wsloop.drivers.base.BaseDriver` subclass.
@@ -187,25 +188,7 @@ class WebSocket(FacadeBase):
         driver: str | type[BaseDriver] | None = None,
         deliver: str | None = None,
     ) -> None:
-        config = make_config(
-            compression=compression,
-            max_message_size=max_message_size,
-            headers=headers,
-            origin=origin,
-            user_agent=user_agent,
-            connect_timeout=connect_timeout,
-            close_timeout=close_timeout,
-            max_queue=max_queue,
-            max_buffered_amount=max_buffered_amount,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            proxy=proxy,
-            ssl=ssl,
-            cafile=cafile,
-            certfile=certfile,
-            keyfile=keyfile,
-            insecure=insecure,
-        )
+        config = config_from(locals())
         self._driver = _make_driver(driver, config, deliver)
         # Sends may come from any thread while the I/O thread flushes the outbox.
         super().__init__(config, binary_data, Lifecycle(reconnect, threading.Lock()))

@@ -7,6 +7,7 @@ about waiting lives here once, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import inspect
 import os
 import ssl as _ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from ._sansio.lifecycle import Lifecycle
     from ._url import URL
 
-__all__ = ["HANDLERS", "FacadeBase", "make_config", "parse_protocols"]
+__all__ = ["HANDLERS", "OPTIONS", "FacadeBase", "config_from", "make_config", "parse_protocols"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -116,6 +117,21 @@ def make_config(
         proxy=proxy,
         user_agent=user_agent,
     )
+
+
+OPTIONS: tuple[str, ...] = tuple(inspect.signature(make_config).parameters)
+"""The options every façade takes and hands to its driver: :func:`make_config`'s parameters."""
+
+
+def config_from(arguments: Mapping[str, Any]) -> Config:
+    """:func:`make_config` with :data:`OPTIONS` picked from a façade's ``__init__`` arguments.
+
+    Each façade spells the options out in its signature (for the reader, the
+    IDE and the type checker) and passes ``locals()`` here, so the list of
+    what reaches the driver is written once; ``tests/test_facade_parity.py``
+    checks that both signatures agree.
+    """
+    return make_config(**{name: arguments[name] for name in OPTIONS})
 
 
 class _Driver(Sender, Protocol):
