@@ -24,7 +24,7 @@ counted in events and weighed in bytes. At ``max_queue`` events or above
 are down to a quarter, reading resumes. A slow handler or a slow iterator
 thus slows the server down (TCP flow control) instead of filling memory.
 
-Reconnection reuses :mod:`wsloop._reconnect`: after dispatching a
+Reconnection reuses :mod:`wsloop._sansio.lifecycle`: after dispatching a
 ``Closed``, the session either ends (``is_closed`` turns true before
 ``on_closed`` runs) or a retry is armed with ``loop.call_later()``; then
 ``on_reconnecting`` runs. When the timer fires while that dispatcher is still
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from ._binary import BinaryData
-    from ._reconnect import Reconnect
+    from ._sansio.reconnect import Reconnect
     from ._url import URL
     from .drivers.browser import BrowserDriver
 

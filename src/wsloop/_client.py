@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from ._binary import BinaryData
-    from ._reconnect import Reconnect
+    from ._sansio.reconnect import Reconnect
     from ._url import URL
 
 __all__ = ["WebSocket", "is_supported", "validate_close"]  # validate_close: for wsloop

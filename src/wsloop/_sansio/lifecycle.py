@@ -31,9 +31,9 @@ import contextlib
 from typing import TYPE_CHECKING, Protocol
 
 from .._binary import BinaryData
-from .._reconnect import Outbox, Reconnect, ReconnectState
 from ..events import BinaryMessage, Closed, Error, TextMessage
 from ..sansio import State
+from .reconnect import Outbox, Reconnect, ReconnectState
 
 if TYPE_CHECKING:
     import random
