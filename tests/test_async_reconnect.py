@@ -1,7 +1,7 @@
 """Reconnection in AsyncWebSocket, against the real flaky server of tests/test_reconnect.py.
 
 The policy itself (backoff, final codes, the outbox's bound) is tested there,
-once: AsyncWebSocket uses the same :mod:`wsloop._reconnect`. Here: what the
+once: AsyncWebSocket uses the same :mod:`wsloop._sansio.reconnect`. Here: what the
 async façade adds around it (loop timers, ``await connect()`` through
 retries, ``wait_closed()`` until the session ends, ``close()`` and
 cancellation between attempts, async ``on_reconnecting``), each test on the

@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 import wsloop
-from wsloop._reconnect import Outbox, Reconnect, ReconnectState
+from wsloop._sansio.reconnect import Outbox, Reconnect, ReconnectState
 from wsloop.events import Closed, Error
 from wsloop.exceptions import ConnectError, InvalidStatus
 

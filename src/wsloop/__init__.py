@@ -15,7 +15,7 @@ from __future__ import annotations
 from ._async_client import AsyncWebSocket
 from ._binary import BinaryData
 from ._client import WebSocket, is_supported, validate_close
-from ._reconnect import Reconnect
+from ._sansio.reconnect import Reconnect
 from ._url import URL, parse_url
 from ._version import __version__
 from .drivers._common import InsecureWarning

@@ -24,7 +24,7 @@ counted in events and weighed in bytes. At ``max_queue`` events or above
 are down to a quarter, reading resumes. A slow handler or a slow iterator
 thus slows the server down (TCP flow control) instead of filling memory.
 
-Reconnection reuses :mod:`wsloop._reconnect`: after dispatching a
+Reconnection reuses :mod:`wsloop._sansio.lifecycle`: after dispatching a
 ``Closed``, the session either ends (``is_closed`` turns true before
 ``on_closed`` runs) or a retry is armed with ``loop.call_later()``; then
 ``on_reconnecting`` runs. When the timer fires while that dispatcher is still
@@ -52,14 +52,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from ._client import validate_close
-from ._facade import HANDLERS, FacadeBase, binary_payload, make_config
-from ._reconnect import Outbox, Reconnect, ReconnectState
+from ._facade import HANDLERS, FacadeBase, config_from
+from ._sansio.lifecycle import Lifecycle
 from .drivers.asyncio import AsyncioDriver
 from .drivers.base import DEFAULT_USER_AGENT
 from .events import BinaryMessage, Closed, Error, Event, Opened, Reconnecting, TextMessage
 from .exceptions import ConcurrencyError, ConnectionClosedError, InvalidState
-from .sansio import DEFAULT_MAX_MESSAGE_SIZE, State
+from .sansio import DEFAULT_MAX_MESSAGE_SIZE
 
 if TYPE_CHECKING:
     import os
@@ -67,6 +66,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from ._binary import BinaryData
+    from ._sansio.reconnect import Reconnect
     from ._url import URL
     from .drivers.browser import BrowserDriver
 
@@ -204,16 +204,18 @@ class AsyncWebSocket(FacadeBase):
             verifies certificates and host names against the system's CAs.
         cafile: a PEM file of CA certificates to trust instead of the
             system's (ignored when ``ssl`` is given).
-        certfile: a PEM client certificate (with its key, or ``keyfile``).
-        keyfile: the client certificate's private key.
-        insecure: turn off certificate verification, with an
-            :class:`~wsloop.InsecureWarning` at each ``connect()`` to a
-            ``wss://`` URL; for testing only.
+        certfile: a PEM file with the client certificate (and its key, unless
+            ``keyfile`` is given), for servers that require one.
+        keyfile: a PEM file with the client certificate's private key.
+        insecure: ``True`` checks neither the server's certificate nor its
+            host name, and warns with :class:`InsecureWarning` at each
+            ``connect()`` to a ``wss://`` URL. For test servers only.
         headers: extra HTTP headers for the handshake request.
         origin: the ``Origin`` header.
         user_agent: the ``User-Agent`` header; ``None`` sends none.
         binary_data: a :class:`BinaryData` that every binary message is
-            written into before ``on_binary_message`` runs.
+            written into before ``on_binary_message`` runs, like the Binary
+            Data object of the Construct plugin.
         reconnect: off by default, as in the plugin. ``True`` or a
             :class:`~wsloop.Reconnect` retries a dropped connection with
             exponential backoff; ``on_reconnecting`` fires before each retry.
@@ -257,29 +259,11 @@ class AsyncWebSocket(FacadeBase):
         # Reconnection
         reconnect: bool | Reconnect | None = None,
     ) -> None:
-        config = make_config(
-            compression=compression,
-            max_message_size=max_message_size,
-            headers=headers,
-            origin=origin,
-            user_agent=user_agent,
-            connect_timeout=connect_timeout,
-            close_timeout=close_timeout,
-            max_queue=max_queue,
-            max_buffered_amount=max_buffered_amount,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            proxy=proxy,
-            ssl=ssl,
-            cafile=cafile,
-            certfile=certfile,
-            keyfile=keyfile,
-            insecure=insecure,
-        )
-        super().__init__(config, binary_data)
+        config = config_from(locals())
         if max_backlog is not None and max_backlog <= 0:
             raise ValueError("max_backlog must be positive or None")
-        reconnect = Reconnect.from_option(reconnect)
+        # One thread (the event loop's): the outbox needs no lock.
+        super().__init__(config, binary_data, Lifecycle(reconnect))
         self.on_reconnecting = None
         self._max_backlog = max_backlog
         if sys.platform == "emscripten":
@@ -295,12 +279,9 @@ class AsyncWebSocket(FacadeBase):
         self._handler_error: BaseException | None = None
         self._waiters: list[asyncio.Future[None]] = []
         self._receiving = False
-        self._reconnect = ReconnectState(reconnect) if reconnect else None
-        self._outbox = Outbox(reconnect.outbox) if reconnect and reconnect.outbox else None
         self._retry_timer: asyncio.TimerHandle | None = None
         self._retry_due = False
         """The retry timer fired while the dispatcher was still busy."""
-        self._user_closed = False
 
     # Actions.
 
@@ -326,7 +307,7 @@ class AsyncWebSocket(FacadeBase):
         Raises:
             ValueError: the URL or a subprotocol name is malformed.
             WebSocketError: the connection failed; a subclass says how.
-            RuntimeError: called from a handler while the connection is active.
+            InvalidState: called from a handler while the connection is active.
             InsecureWarning: with ``insecure=True``, a ``wss://`` URL and
                 warnings turned into errors; nothing was started.
 
@@ -343,7 +324,7 @@ class AsyncWebSocket(FacadeBase):
         if self._active:
             att = self._attempt
             if att is not None and self._in_dispatcher(att):
-                raise RuntimeError(
+                raise InvalidState(
                     "connect() from an event handler while the connection is active would "
                     "wait forever: call close() and connect again from on_closed"
                 )
@@ -359,9 +340,6 @@ class AsyncWebSocket(FacadeBase):
             # e.g. InsecureWarning raised as an error: nothing was started.
             self._attempt, self._session = previous
             raise
-        self._user_closed = False
-        if self._reconnect is not None:
-            self._reconnect.attempt = 0
         self._begin(url)
         att.dispatcher = loop.create_task(self._dispatch_loop(att, sess), name="wsloop-dispatch")
         try:
@@ -380,66 +358,6 @@ class AsyncWebSocket(FacadeBase):
         closed = sess.attempt.closed  # pragma: no cover - the contract puts an Error first
         code, reason = (1006, "") if closed is None else (closed.code, closed.reason)
         raise ConnectionClosedError(code, reason or "the connection closed before it opened")
-
-    def send_text(self, text: str) -> bool:
-        """Send text: send a text message if the connection is open.
-
-        Returns:
-            ``True`` if the message was accepted; ``False`` (and nothing is
-            sent) when the connection is not open. Never blocks: what the
-            network cannot take at once waits in :attr:`buffered_amount`
-            (await :meth:`drain` to keep that small). With a
-            :class:`~wsloop.Reconnect` ``outbox``, a message sent while the
-            session waits to (re)connect is kept and sent once it opens.
-        """
-        if not isinstance(text, str):
-            raise TypeError(f"send_text() takes a str, not {type(text).__name__}")
-        if self._outbox is not None:
-            return self._send_or_keep(text)
-        return self._driver.send_text(text)
-
-    def send_binary(self, data: bytes | bytearray | memoryview | BinaryData) -> bool:
-        """Send binary: send a binary message if the connection is open.
-
-        Args:
-            data: bytes-like, or a :class:`BinaryData` (its whole contents).
-
-        Returns:
-            ``True`` if accepted, ``False`` when the connection is not open.
-        """
-        payload = binary_payload(data)
-        if self._outbox is not None:
-            return self._send_or_keep(bytes(payload))
-        return self._driver.send_binary(payload)
-
-    def _send_or_keep(self, message: str | bytes) -> bool:
-        """With an outbox: send if open (after what waits), else keep it."""
-        outbox = self._outbox
-        assert outbox is not None
-        if self._driver.state is State.OPEN:
-            self._flush_outbox()
-            if isinstance(message, str):
-                return self._driver.send_text(message)
-            return self._driver.send_binary(message)
-        if not self._active or self._user_closed:
-            return False
-        return outbox.put(message)
-
-    def _flush_outbox(self) -> None:
-        outbox = self._outbox
-        if outbox is None or not len(outbox):
-            return
-        for item in outbox.take():
-            if isinstance(item, str):
-                self._driver.send_text(item)
-            else:
-                self._driver.send_binary(item)
-
-    def ping(self, data: bytes = b"") -> bool:
-        """Send a ping if the connection is open; return whether it was sent."""
-        if len(data) > 125:
-            raise ValueError("a ping carries at most 125 bytes")
-        return self._driver.send_ping(bytes(data))
 
     async def drain(self) -> None:
         """Wait until at most 64 KiB (``WRITE_LIMIT``) of sent data waits to be written.
@@ -465,10 +383,7 @@ class AsyncWebSocket(FacadeBase):
             ValueError: ``code`` is not 1000 or 3000-4999, or ``reason`` is
                 longer than 123 bytes in UTF-8.
         """
-        validate_close(code, reason)
-        self._user_closed = True
-        if self._outbox is not None:
-            self._outbox.clear()
+        self._life.close(code, reason)
         sess = self._session
         if self._cancel_retry() and sess is not None:
             self._end(sess)
@@ -484,7 +399,7 @@ class AsyncWebSocket(FacadeBase):
         did since the last call that reported it.
 
         Raises:
-            RuntimeError: called from a handler of the connection it would
+            InvalidState: called from a handler of the connection it would
                 wait for (it would wait forever); from ``on_closed`` or
                 ``on_reconnecting`` only while a retry is pending.
         """
@@ -493,12 +408,12 @@ class AsyncWebSocket(FacadeBase):
             att = sess.attempt
             if self._in_dispatcher(att):
                 if att.closed is None:
-                    raise RuntimeError(
+                    raise InvalidState(
                         "wait_closed() from an event handler would wait forever: "
                         "call close() and let the handler return"
                     )
                 if not sess.ended:
-                    raise RuntimeError(
+                    raise InvalidState(
                         "wait_closed() from on_closed while a retry is pending would wait "
                         "forever: call close() first to end the session"
                     )
@@ -530,16 +445,16 @@ class AsyncWebSocket(FacadeBase):
         then reads).
 
         Raises:
-            InvalidState: no ``connect()`` yet.
+            InvalidState: no ``connect()`` yet, or called from a handler (it
+                would wait forever).
             ConcurrencyError: another task is already waiting for an event.
-            RuntimeError: called from a handler (it would wait forever).
         """
         self._raise_handler_error()
         att = self._attempt
         if att is None:
             raise InvalidState("recv() called before connect()")
         if self._in_dispatcher(att):
-            raise RuntimeError("recv() from an event handler would wait forever")
+            raise InvalidState("recv() from an event handler would wait forever")
         if not att.consumed and not att.done and att.channel is None:
             self._attach(att)
         if att.channel is not None:
@@ -604,7 +519,8 @@ class AsyncWebSocket(FacadeBase):
                 event = att.pending.popleft()
                 att.pending_size -= _weight(event)
                 cls = type(event)
-                if self._user_closed and (cls is TextMessage or cls is BinaryMessage):
+                life = self._life
+                if life.user_closed and life.drops(event):
                     # "No more messages ... will be received after closing": what
                     # was already read when the application called close() is dropped.
                     self._flow(att)
@@ -616,13 +532,12 @@ class AsyncWebSocket(FacadeBase):
                     # Before the handler too: is_closed, is_reconnecting, and a
                     # connect() from on_closed starts the next connection.
                     delay = self._after_closed(sess, event)
-                elif cls is Opened:
-                    if self._reconnect is not None and sess is self._session:
-                        self._reconnect.opened()
-                        self._flush_outbox()
-                elif cls is Error and self._reconnect is not None and sess is self._session:
-                    assert isinstance(event, Error)
-                    self._reconnect.error(event)
+                elif sess is self._session:
+                    if cls is Opened:
+                        life.opened(self._driver)
+                    elif cls is Error:
+                        assert isinstance(event, Error)
+                        life.error(event)
                 handler = self._apply(event)
                 if handler is not None:
                     await self._run_handler(handler, event)
@@ -639,14 +554,12 @@ class AsyncWebSocket(FacadeBase):
                 self._flow(att)
                 self._changed()
                 if cls is Closed:
-                    reconnect = self._reconnect
                     if (
                         delay is not None
-                        and reconnect is not None
                         and sess is self._session
                         and not sess.ended  # on_closed did not close() or connect()
                     ):
-                        await self._run_reconnecting(Reconnecting(reconnect.attempt, delay))
+                        await self._run_reconnecting(Reconnecting(life.attempt, delay))
                     return
                 if cls is Opened and not sess.handed_off:
                     await self._wait_for(lambda: sess.handed_off, raise_errors=False)
@@ -703,8 +616,8 @@ class AsyncWebSocket(FacadeBase):
     def _after_closed(self, sess: _Session, event: Closed) -> float | None:
         """The attempt closed: end the session, or arm a retry and return its delay."""
         delay = None
-        if self._reconnect is not None and sess is self._session and not sess.ended:
-            delay = self._reconnect.closed(event, user_closed=self._user_closed)
+        if sess is self._session and not sess.ended:
+            delay = self._life.closed(event)
         if delay is None:
             self._end(sess)
             return None
@@ -716,9 +629,7 @@ class AsyncWebSocket(FacadeBase):
         """The session ends for good: nothing more will be tried."""
         sess.ended = True
         if sess is self._session:
-            self._active = False
-            if self._outbox is not None:
-                self._outbox.clear()
+            self._life.end()
 
     def _cancel_retry(self) -> bool:
         """Cancel a pending retry; return whether one was pending."""
@@ -742,7 +653,7 @@ class AsyncWebSocket(FacadeBase):
         if not sess.attempt.done:
             return  # its dispatcher calls this again when it ends
         self._retry_due = False
-        if sess.ended or self._user_closed:
+        if sess.ended or self._life.user_closed:
             return
         loop = asyncio.get_running_loop()
         att = _Attempt()
@@ -877,7 +788,7 @@ class _EventIterator:
         ws = self._ws
         ws._raise_handler_error()
         if ws._in_dispatcher(att):
-            raise RuntimeError("iterating from an event handler would wait forever")
+            raise InvalidState("iterating from an event handler would wait forever")
         event = await ws._take(att)
         if event is None or type(event) is Closed:
             self._finish()

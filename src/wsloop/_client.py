@@ -12,12 +12,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, ClassVar
 
-from ._facade import HANDLERS, FacadeBase, binary_payload, make_config
-from ._reconnect import Outbox, Reconnect, ReconnectState
+from ._facade import HANDLERS, FacadeBase, config_from
+from ._sansio.lifecycle import Lifecycle, validate_close
 from .drivers.base import DEFAULT_USER_AGENT, BaseDriver, Config
-from .events import BinaryMessage, Closed, Error, Event, Opened, Reconnecting, TextMessage
+from .events import Closed, Error, Event, Opened, Reconnecting
 from .exceptions import InvalidState
-from .sansio import DEFAULT_MAX_MESSAGE_SIZE, State
+from .sansio import DEFAULT_MAX_MESSAGE_SIZE
 
 if TYPE_CHECKING:
     import os
@@ -25,9 +25,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from ._binary import BinaryData
+    from ._sansio.reconnect import Reconnect
     from ._url import URL
 
-__all__ = ["WebSocket", "is_supported", "validate_close"]
+__all__ = ["WebSocket", "is_supported", "validate_close"]  # validate_close: for wsloop
 
 
 def is_supported() -> bool:
@@ -48,26 +49,6 @@ def is_supported() -> bool:
     except ImportError:  # pragma: no cover - every desktop Python has it
         return False
     return hasattr(socket, "socket")
-
-
-def validate_close(code: int, reason: str) -> None:
-    """Check a close code and reason the way the browser's ``close()`` does.
-
-    Raises:
-        ValueError: the code is not 1000 or in 3000-4999, or the reason is
-            longer than 123 bytes in UTF-8.
-    """
-    if isinstance(code, bool) or not isinstance(code, int):
-        raise TypeError(f"close code must be an int, not {type(code).__name__}")
-    if not (code == 1000 or 3000 <= code <= 4999):
-        raise ValueError(
-            f"close code must be 1000 or in 3000-4999 (the range applications may use), not {code}"
-        )
-    if not isinstance(reason, str):
-        raise TypeError(f"close reason must be a str, not {type(reason).__name__}")
-    size = len(reason.encode())
-    if size > 123:
-        raise ValueError(f"close reason must be at most 123 bytes in UTF-8, not {size}")
 
 
 def _make_driver(
@@ -126,8 +107,9 @@ class WebSocket(FacadeBase):
             written, ``send_*`` refuse new messages (return ``False``, with a
             warning in the log) instead of growing without bound; ``None``:
             no limit.
-        connect_timeout: seconds for the name lookup, TCP, TLS and the
-            WebSocket handshake together; ``None`` waits forever.
+        connect_timeout: seconds for the name lookup, TCP, the proxy
+            handshake, TLS and the WebSocket handshake together; ``None``
+            waits forever.
         close_timeout: seconds to wait for the server to finish the closing
             handshake; ``None`` waits forever.
         ping_interval: seconds between keepalive pings on an open connection;
@@ -156,8 +138,8 @@ class WebSocket(FacadeBase):
             written into before ``on_binary_message`` runs, like the Binary
             Data object of the Construct plugin.
         reconnect: off by default, as in the plugin. ``True`` or a
-            :class:`Reconnect` retries a dropped connection with exponential
-            backoff; ``on_reconnecting`` fires before each retry.
+            :class:`~wsloop.Reconnect` retries a dropped connection with
+            exponential backoff; ``on_reconnecting`` fires before each retry.
         driver: where the I/O runs: ``"poll"`` (the default on the desktop:
             inside :meth:`poll`), ``"thread"`` (a background thread), or a
             :class:`~wsloop.drivers.base.BaseDriver` subclass.
@@ -206,40 +188,17 @@ class WebSocket(FacadeBase):
         driver: str | type[BaseDriver] | None = None,
         deliver: str | None = None,
     ) -> None:
-        config = make_config(
-            compression=compression,
-            max_message_size=max_message_size,
-            headers=headers,
-            origin=origin,
-            user_agent=user_agent,
-            connect_timeout=connect_timeout,
-            close_timeout=close_timeout,
-            max_queue=max_queue,
-            max_buffered_amount=max_buffered_amount,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            proxy=proxy,
-            ssl=ssl,
-            cafile=cafile,
-            certfile=certfile,
-            keyfile=keyfile,
-            insecure=insecure,
-        )
+        config = config_from(locals())
         self._driver = _make_driver(driver, config, deliver)
-        super().__init__(config, binary_data)
+        # Sends may come from any thread while the I/O thread flushes the outbox.
+        super().__init__(config, binary_data, Lifecycle(reconnect, threading.Lock()))
         self._driver.dispatcher = self._dispatch
         self.on_reconnecting = None
-        reconnect = Reconnect.from_option(reconnect)
-        self._reconnect = ReconnectState(reconnect) if reconnect else None
-        self._outbox = Outbox(reconnect.outbox) if reconnect and reconnect.outbox else None
-        self._outbox_lock = threading.Lock()
         self._reconnect_at: float | None = None
         self._reconnect_timer: threading.Timer | None = None
-        self._user_closed = False
         self._parsed_url: URL | None = None
         self._protocols: tuple[str, ...] = ()
         self._dispatching = False
-        self._superseded = 0  # Closed events of replaced connections still to come
         self._opened = False  # on_opened fired for the current connection
 
     # Actions.
@@ -265,10 +224,7 @@ class WebSocket(FacadeBase):
         if not self._cancel_reconnect() and self._active:
             # The connection being replaced still has its Closed to deliver:
             # its handlers fire, but it must not end the new connection.
-            self._superseded += 1
-        if self._reconnect is not None:
-            self._reconnect.attempt = 0
-        self._user_closed = False
+            self._life.supersede()
         self._parsed_url = parsed
         self._protocols = protocols
         self._opened = False
@@ -279,64 +235,6 @@ class WebSocket(FacadeBase):
             # e.g. InsecureWarning raised as an error: nothing was started.
             self._active = False
             raise
-
-    def send_text(self, text: str) -> bool:
-        """Send text: send a text message if the connection is open.
-
-        Returns:
-            ``True`` if the message was accepted; ``False`` (and nothing is
-            sent) when the connection is not open. Never blocks: what the
-            network cannot take at once waits in :attr:`buffered_amount`.
-        """
-        if not isinstance(text, str):
-            raise TypeError(f"send_text() takes a str, not {type(text).__name__}")
-        if self._outbox is not None:
-            return self._send_or_keep(text)
-        return self._driver.send_text(text)
-
-    def send_binary(self, data: bytes | bytearray | memoryview | BinaryData) -> bool:
-        """Send binary: send a binary message if the connection is open.
-
-        Args:
-            data: bytes-like, or a :class:`BinaryData` (its whole contents).
-
-        Returns:
-            ``True`` if accepted, ``False`` when the connection is not open.
-        """
-        payload = binary_payload(data)
-        if self._outbox is not None:
-            return self._send_or_keep(bytes(payload))
-        return self._driver.send_binary(payload)
-
-    def _send_or_keep(self, message: str | bytes) -> bool:
-        """With an outbox: send if open (after what waits), else keep it."""
-        outbox = self._outbox
-        assert outbox is not None
-        with self._outbox_lock:
-            if self._driver.state is State.OPEN:
-                self._flush_outbox()
-                if isinstance(message, str):
-                    return self._driver.send_text(message)
-                return self._driver.send_binary(message)
-            if not self._active or self._user_closed:
-                return False
-            return outbox.put(message)
-
-    def _flush_outbox(self) -> None:
-        outbox = self._outbox
-        if outbox is None or not len(outbox):
-            return
-        for item in outbox.take():
-            if isinstance(item, str):
-                self._driver.send_text(item)
-            else:
-                self._driver.send_binary(item)
-
-    def ping(self, data: bytes = b"") -> bool:
-        """Send a ping if the connection is open; return whether it was sent."""
-        if len(data) > 125:
-            raise ValueError("a ping carries at most 125 bytes")
-        return self._driver.send_ping(bytes(data))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close: start closing the connection, whatever its state.
@@ -350,11 +248,7 @@ class WebSocket(FacadeBase):
             ValueError: ``code`` is not 1000 or 3000-4999, or ``reason`` is
                 longer than 123 bytes in UTF-8.
         """
-        validate_close(code, reason)
-        self._user_closed = True
-        if self._outbox is not None:
-            with self._outbox_lock:
-                self._outbox.clear()
+        self._life.close(code, reason)
         if self._cancel_reconnect():
             # Between two attempts: nothing is connected, the session ends here.
             self._active = False
@@ -379,7 +273,7 @@ class WebSocket(FacadeBase):
         a handler raised there, if anything.
         """
         if self._dispatching:
-            raise RuntimeError("poll() called from inside an event handler")
+            raise InvalidState("poll() called from inside an event handler")
         driver = self._driver
         if driver.delivers_itself:
             driver.raise_handler_error()
@@ -420,47 +314,36 @@ class WebSocket(FacadeBase):
             if self.on_reconnecting is not None:
                 self.on_reconnecting(event)  # type: ignore[arg-type]
             return
-        if self._superseded and (cls is Error or cls is Closed):
+        life = self._life
+        if life.superseded and life.is_superseded(event):
             # A replaced connection ends: its handlers fire, but it leaves the
             # expressions (and the liveness) of the new connection alone.
-            if cls is Closed:
-                self._superseded -= 1
             handler = self.on_error if cls is Error else self.on_closed
             if handler is not None:
                 handler(event)  # type: ignore[arg-type]
             return
-        if self._user_closed and (cls is TextMessage or cls is BinaryMessage):
+        if life.user_closed and life.drops(event):
             # "No more messages ... will be received after closing": what was
             # already read when the application called close() is dropped.
             return
         handler = self._apply(event)
         if cls is Opened:
             self._opened = True
-            if self._reconnect is not None:
-                self._reconnect.opened()
-                with self._outbox_lock:
-                    self._flush_outbox()
+            life.opened(self._driver)
         elif cls is Error:
-            if self._reconnect is not None:
-                self._reconnect.error(event)  # type: ignore[arg-type]
+            life.error(event)  # type: ignore[arg-type]
         elif cls is Closed:
-            delay = None
-            if self._reconnect is not None:
-                delay = self._reconnect.closed(event, user_closed=self._user_closed)  # type: ignore[arg-type]
+            delay = life.closed(event)  # type: ignore[arg-type]
             if delay is not None:
-                assert self._reconnect is not None
                 self._opened = False  # wait_open() now waits for the retry
                 self._schedule_retry(delay)
                 if handler is not None:
                     handler(event)
                 if self.is_reconnecting:  # on_closed may have called close() or connect()
-                    self._dispatch(Reconnecting(self._reconnect.attempt, delay))
+                    self._dispatch(Reconnecting(life.attempt, delay))
                 return
             # A connect() from the handler starts the next connection.
-            self._active = False
-            if self._outbox is not None:
-                with self._outbox_lock:
-                    self._outbox.clear()
+            life.end()
         if handler is not None:
             handler(event)
 
@@ -488,7 +371,7 @@ class WebSocket(FacadeBase):
     def _start_retry(self) -> None:
         self._reconnect_at = None
         self._reconnect_timer = None
-        if self._user_closed or self._parsed_url is None:
+        if self._life.user_closed or self._parsed_url is None:
             return
         self._driver.connect(self._parsed_url, self._protocols)
 

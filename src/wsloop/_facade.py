@@ -7,13 +7,14 @@ about waiting lives here once, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import inspect
 import os
 import ssl as _ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
-from ._binary import BinaryData
 from ._headers import header_items
+from ._sansio.lifecycle import Sender
 from ._url import parse_url
 from .drivers._proxy import parse_proxy
 from .drivers.base import Config
@@ -21,9 +22,11 @@ from .events import BinaryMessage, Closed, Error, Event, Opened, TextMessage
 from .sansio import State
 
 if TYPE_CHECKING:
+    from ._binary import BinaryData
+    from ._sansio.lifecycle import Lifecycle
     from ._url import URL
 
-__all__ = ["HANDLERS", "FacadeBase", "binary_payload", "make_config", "parse_protocols"]
+__all__ = ["HANDLERS", "OPTIONS", "FacadeBase", "config_from", "make_config", "parse_protocols"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -116,31 +119,28 @@ def make_config(
     )
 
 
-class _Driver(Protocol):
-    """What :class:`_FacadeBase` reads from a driver."""
+OPTIONS: tuple[str, ...] = tuple(inspect.signature(make_config).parameters)
+"""The options every façade takes and hands to its driver: :func:`make_config`'s parameters."""
 
-    @property
-    def state(self) -> State | None: ...
+
+def config_from(arguments: Mapping[str, Any]) -> Config:
+    """:func:`make_config` with :data:`OPTIONS` picked from a façade's ``__init__`` arguments.
+
+    Each façade spells the options out in its signature (for the reader, the
+    IDE and the type checker) and passes ``locals()`` here, so the list of
+    what reaches the driver is written once; ``tests/test_facade_parity.py``
+    checks that both signatures agree.
+    """
+    return make_config(**{name: arguments[name] for name in OPTIONS})
+
+
+class _Driver(Sender, Protocol):
+    """What :class:`FacadeBase` reads from a driver and sends through."""
+
     @property
     def buffered_amount(self) -> int: ...
     @property
     def latency(self) -> float | None: ...
-
-
-def binary_payload(data: object) -> bytes | bytearray | memoryview:
-    """What ``send_binary()`` sends for ``data``: bytes-like as is, a BinaryData's contents.
-
-    Raises:
-        TypeError: ``data`` is neither.
-    """
-    if isinstance(data, BinaryData):
-        return bytes(data)
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return data
-    raise TypeError(
-        f"send_binary() takes bytes, bytearray, memoryview or BinaryData, "
-        f"not {type(data).__name__}"
-    )
 
 
 def parse_protocols(protocol: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -180,8 +180,9 @@ class FacadeBase:
     _handler_names: ClassVar[tuple[str, ...]] = HANDLERS
     """The handler attributes; a subclass with more events extends it."""
 
-    def __init__(self, config: Config, binary_data: BinaryData | None) -> None:
+    def __init__(self, config: Config, binary_data: BinaryData | None, life: Lifecycle) -> None:
         self._config = config
+        self._life = life
         self.binary_data = binary_data
         """The :class:`BinaryData` that binary messages are written into, or ``None``."""
         self.on_opened = None
@@ -195,7 +196,47 @@ class FacadeBase:
         self._error_msg = ""
         self._message_text = ""
         self._protocol = ""
-        self._active = False  # between connect() and the dispatch of its Closed
+        self._active = False
+
+    @property
+    def _active(self) -> bool:
+        """Between ``connect()`` and the dispatch of the Closed that ends its session."""
+        return self._life.active
+
+    @_active.setter
+    def _active(self, value: bool) -> None:
+        self._life.active = value
+
+    # Sends: the same on both façades.
+
+    def send_text(self, text: str) -> bool:
+        """Send text: send a text message if the connection is open.
+
+        Returns:
+            ``True`` if the message was accepted; ``False`` (and nothing is
+            sent) when the connection is not open. Never blocks: what the
+            network cannot take at once waits in :attr:`buffered_amount`
+            (with :class:`~wsloop.AsyncWebSocket`, await ``drain()`` to keep
+            that small). With a :class:`~wsloop.Reconnect` ``outbox``, a
+            message sent while the session waits to (re)connect is kept and
+            sent once it opens.
+        """
+        return self._life.send_text(self._driver, text)
+
+    def send_binary(self, data: bytes | bytearray | memoryview | BinaryData) -> bool:
+        """Send binary: send a binary message if the connection is open.
+
+        Args:
+            data: bytes-like, or a :class:`BinaryData` (its whole contents).
+
+        Returns:
+            ``True`` if accepted, ``False`` when the connection is not open.
+        """
+        return self._life.send_binary(self._driver, data)
+
+    def ping(self, data: bytes = b"") -> bool:
+        """Send a ping if the connection is open; return whether it was sent."""
+        return self._life.ping(self._driver, data)
 
     # Registration.
 
@@ -245,7 +286,7 @@ class FacadeBase:
         self._close_reason = ""
         self._error_msg = ""
         self._protocol = ""
-        self._active = True
+        self._life.begin()
 
     def _apply(self, event: Event) -> Callable[[Any], object] | None:
         """Update the expressions for ``event``; return its handler, if set."""

@@ -16,10 +16,10 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .exceptions import InvalidStatus, NegotiationError
+from ..exceptions import InvalidStatus, NegotiationError
 
 if TYPE_CHECKING:
-    from .events import Closed, Error
+    from ..events import Closed, Error
 
 __all__ = ["Outbox", "Reconnect", "ReconnectState"]
 
