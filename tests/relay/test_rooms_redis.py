@@ -87,7 +87,9 @@ def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1].split("/")[0])
 
 
-def conversation(ports: list[int], rng: random.Random, midway: Any = None) -> dict[str, Any]:
+def conversation(
+    ports: list[int], rng: random.Random, midway: Any = None, faults_per_member: int = 3
+) -> dict[str, Any]:
     """Three members (member ``i`` on ``ports[i]``), :data:`TOTAL` messages, random faults.
 
     ``midway`` is called once, halfway. Returns the figures of the run.
@@ -98,7 +100,7 @@ def conversation(ports: list[int], rng: random.Random, midway: Any = None) -> di
         for log, proxy in zip(logs, proxies, strict=True):
             log.room.connect(f"ws://127.0.0.1:{proxy.port}/room/redis")
             poll_rooms(lambda log=log: log.joined, *logs)
-        cut_at = {rng.randrange(1, TOTAL): i for i in range(3) for _ in range(3)}
+        cut_at = {rng.randrange(1, TOTAL): i for i in range(3) for _ in range(faults_per_member)}
         faults: list[str] = []
         stalled: list[tuple[CutProxy, int]] = []
         sent = 0
@@ -160,6 +162,30 @@ def test_three_members_on_two_relay_processes_random_cuts_one_log(two_relays, se
     one, two = two_relays
     ports = [port_of(one.url), port_of(two.url), port_of(one.url)]
     conversation(ports, random.Random(seed))
+
+
+@pytest.mark.parametrize("faults_per_member", [3, 0])
+def test_a_relay_cut_off_from_redis_for_a_second_loses_nothing(
+    redis_server, tmp_path, faults_per_member
+):
+    link = CutProxy(redis_server.port)  # relay one reaches Redis through it
+    proxied = f"redis://127.0.0.1:{link.port}/0"
+    one = RelayProcess(["--redis", proxied], tmp_path / "one.log")
+    two = RelayProcess(["--redis", redis_server.url], tmp_path / "two.log")
+    try:
+        ports = [port_of(one.url), port_of(two.url), port_of(one.url)]
+        before = link.accepted
+        figures = conversation(
+            ports, random.Random(21), lambda: link.outage(1.0), faults_per_member
+        )
+        assert link.accepted > before  # relay one did lose its Redis link and came back
+        if not faults_per_member:
+            assert figures["resumes"] == 0  # the blip disconnected nobody
+        assert one.proc.poll() is None and two.proc.poll() is None
+    finally:
+        one.stop()
+        two.stop()
+        link.close()
 
 
 @pytest.fixture
