@@ -1,116 +1,28 @@
 """``wsloop.Room`` against the real relay: every trigger, for the poll, thread and asyncio drivers.
 
-The drops are real: the clients reach the relay through :class:`CutProxy`, a
-TCP proxy on 127.0.0.1 that can sever every connection at once (no close
-frame, like a network blink), so the socket's own ``reconnect`` resumes.
+The drops are real: the clients reach the relay through
+:class:`fault_proxy.CutProxy`, a TCP proxy on 127.0.0.1 that can sever every
+connection at once (no close frame, like a network blink), so the socket's
+own ``reconnect`` resumes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-import socket
 import threading
 import time
 from typing import Any
 
 import pytest
+from fault_proxy import FAULTS, CutProxy
 from relay_support import WAIT
 
 from wsloop import AsyncWebSocket, Member, Reconnect, Room, WebSocket
 from wsloop.relay import RoomConfig, serve
 from wsloop.testing import poll_until
 
-FAULTS = ("cut", "half_close", "cut_mid_message", "stall")
 FAST = Reconnect(initial_delay=0.05, max_delay=0.2, jitter=0.0)
-
-
-class CutProxy:
-    """A TCP proxy that forwards to ``port`` and injects faults into every connection.
-
-    :meth:`cut` severs them, :meth:`half_close` ends the client-to-relay direction
-    only, :meth:`cut_mid_message` forwards half of the next chunk a client sends
-    and then severs, :meth:`stall` holds every byte until :meth:`release`.
-    """
-
-    def __init__(self, port: int) -> None:
-        self.target = port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.pairs: list[tuple[socket.socket, socket.socket]] = []
-        self.lock = threading.Lock()
-        self.flowing = threading.Event()
-        self.flowing.set()
-        self.truncate = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target))
-            with self.lock:
-                self.pairs.append((client, upstream))
-            for a, b, up in ((client, upstream, True), (upstream, client, False)):
-                threading.Thread(target=self._pipe, args=(a, b, up), daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket, upward: bool) -> None:
-        try:
-            while data := src.recv(65536):
-                self.flowing.wait()
-                if upward and self.truncate.is_set():
-                    self.truncate.clear()
-                    dst.sendall(data[: max(1, len(data) // 2)])
-                    self.cut()
-                    return
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        """Sever every connection now (both sides see a reset, no close frame)."""
-        with self.lock:
-            pairs, self.pairs = self.pairs, []
-        for pair in pairs:
-            for s in pair:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-
-    def half_close(self) -> None:
-        """End the client-to-relay direction (the relay reads EOF; the client still writes)."""
-        with self.lock:
-            pairs = list(self.pairs)
-        for _, upstream in pairs:
-            with contextlib.suppress(OSError):
-                upstream.shutdown(socket.SHUT_WR)
-
-    def cut_mid_message(self) -> None:
-        """Forward only half of the next chunk a client sends, then sever."""
-        self.truncate.set()
-
-    def stall(self) -> None:
-        """Hold every byte, both ways, until :meth:`release`."""
-        self.flowing.clear()
-
-    def release(self) -> None:
-        self.flowing.set()
-
-    def close(self) -> None:
-        self.release()
-        self.listener.close()
-        self.cut()
-        self.pairs = []
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/room/test"
 
 
 OPEN: list[WebSocket] = []

@@ -30,13 +30,14 @@ class RoomSession:
 
     Args:
         link: the connection.
-        core: the room of the connection's URL path.
+        core: the room of the connection's URL path (``None`` for a subclass
+            that overrides the ``_do_*`` methods).
         config: the limits.
     """
 
-    def __init__(self, link: Link, core: RoomCore, config: RoomConfig) -> None:
+    def __init__(self, link: Link, core: RoomCore | None, config: RoomConfig) -> None:
         self.link = link
-        self.core = core
+        self._core = core
         self.config = config
         self.seat: Seat | None = None
         self._pending: str | bool | None = False  # a binary header's client id, awaiting data
@@ -70,7 +71,7 @@ class RoomSession:
             self._error("flood", f"more than {self.config.rate:g} messages per second")
             seat, self.seat = self.seat, None
             if seat is not None:
-                self.core.leave(seat, "kicked")
+                self._do_leave(seat, "kicked")
             self.link.shut(FLOOD_CODE, "flooding the room")
             return
         if isinstance(message, bytes):
@@ -83,7 +84,7 @@ class RoomSession:
                 return
             self._pending = False
             if self.seat is not None:
-                self.core.say(
+                self._do_say(
                     self.seat, pending if isinstance(pending, str) else None, None, message
                 )
             return
@@ -131,7 +132,7 @@ class RoomSession:
         if "data" not in obj:
             self._error("bad_send", 'send needs "data" (any JSON) or "binary": true', "send")
             return
-        self.core.say(self.seat, client_id, obj["data"], None)
+        self._do_say(self.seat, client_id, obj["data"], None)
 
     def _join(self, obj: dict[str, Any]) -> None:
         if self.seat is not None:
@@ -149,7 +150,7 @@ class RoomSession:
                 "bad_join", f"meta is larger than {self.config.max_meta} bytes as JSON", "join"
             )
             return
-        self.seat = self.core.join(self.link, name, meta)
+        self._do_join(name, meta)
 
     def _resume(self, obj: dict[str, Any]) -> None:
         if self.seat is not None:
@@ -162,15 +163,14 @@ class RoomSession:
                 "bad_resume", "resume needs a token (string) and since (an integer >= 0)", "resume"
             )
             return
-        seat = self.core.resume(self.link, token, since)
-        if seat is None:
-            self._error(
-                "resume_failed",
-                "unknown or expired resume token: join again as a new member",
-                "resume",
-            )
-            return
-        self.seat = seat
+        self._do_resume(token, since)
+
+    def _resume_failed(self) -> None:
+        self._error(
+            "resume_failed",
+            "unknown or expired resume token: join again as a new member",
+            "resume",
+        )
 
     def _leave(self) -> None:
         seat = self.seat
@@ -179,7 +179,7 @@ class RoomSession:
             return
         self.seat = None
         self._done = True
-        self.core.leave(seat, "left")
+        self._do_leave(seat, "left")
         self.link.shut(1000, "left the room")
 
     def closed(self) -> None:
@@ -187,5 +187,33 @@ class RoomSession:
         seat = self.seat
         self.seat = None
         self._done = True
-        if seat is not None and seat.id in self.core.seats:
+        if seat is not None:
+            self._do_detach(seat)
+
+    # What the room does: the room core of this process here; a subclass
+    # (``_redis_rooms``) does it through Redis instead.
+
+    @property
+    def core(self) -> RoomCore:
+        """The room core of this process that the session drives."""
+        assert self._core is not None
+        return self._core
+
+    def _do_join(self, name: str, meta: Any) -> None:
+        self.seat = self.core.join(self.link, name, meta)
+
+    def _do_resume(self, token: str, since: int) -> None:
+        seat = self.core.resume(self.link, token, since)
+        if seat is None:
+            self._resume_failed()
+        self.seat = seat
+
+    def _do_say(self, seat: Seat, client_id: str | None, data: Any, binary: bytes | None) -> None:
+        self.core.say(seat, client_id, data, binary)
+
+    def _do_leave(self, seat: Seat, reason: str) -> None:
+        self.core.leave(seat, reason)
+
+    def _do_detach(self, seat: Seat) -> None:
+        if seat.id in self.core.seats:
             self.core.detach(seat, self.link)

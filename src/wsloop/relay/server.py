@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from websockets.typing import Subprotocol
 
     from ._redis import RedisBroker
+    from ._redis_rooms import RedisRoom, RoomStore
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -134,6 +135,9 @@ class Relay:
         ssl: a server :class:`ssl.SSLContext` for ``wss://``.
         redis_url: share rooms with other relay processes through this
             Redis server (``redis://host:port/db``); needs ``wsloop[relay-redis]``.
+            Plain rooms go through pub/sub, rooms of the room protocol through
+            Redis Streams (``_redis_rooms``: history, presence and resume on
+            any relay, and a Redis blip loses nothing).
         redis_prefix: the prefix of the Redis channel names.
         rooms: the limits of the room protocol, for clients that ask for the
             ``wsloop.room.v1`` subprotocol (``docs/rooms.md``).
@@ -201,6 +205,8 @@ class Relay:
         """Why the relay stopped by itself (its Redis link failed), else ``None``."""
         self._server: Server | None = None
         self._broker: RedisBroker | None = None
+        self._broker_started: asyncio.Future[None] | None = None
+        self._room_store: RoomStore | None = None
         self._members: dict[ServerConnection, _Member] = {}
         self._rooms: dict[str, dict[_Member, None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -222,17 +228,15 @@ class Relay:
         if self._server is not None:
             raise RuntimeError("this relay was already started")
         self._closed = asyncio.Event()
-        if self.redis_url is not None:
-            from ._redis import RedisBroker
+        if self.redis_url is not None and not self.echo:
+            # The rooms of the room protocol live in Redis (and ride out a
+            # blip); the pub/sub link of the plain rooms opens with the first
+            # plain member (see _plain_broker).
+            from ._redis_rooms import RoomStore
 
-            broker = RedisBroker(
-                self.redis_url,
-                prefix=self.redis_prefix,
-                deliver=self._deliver_remote,
-                on_failure=self._on_broker_failure,
-            )
-            await broker.start()
-            self._broker = broker
+            store = RoomStore(self.redis_url, prefix=self.redis_prefix, config=self.rooms)
+            await store.start()
+            self._room_store = store
         origins: list[Any] | None = None
         if self.allowed_origins is not None:
             origins = [*self.allowed_origins, None]
@@ -254,9 +258,9 @@ class Relay:
                 ssl=self.ssl,
             )
         except OSError as exc:
-            if self._broker is not None:
-                await self._broker.stop()
-                self._broker = None
+            if self._room_store is not None:
+                await self._room_store.stop()
+                self._room_store = None
             why = exc.strerror or str(exc)
             raise RelayError(f"could not listen on {self.host}:{self.port}: {why}") from exc
         sockets = self._server.sockets
@@ -293,6 +297,8 @@ class Relay:
                 await asyncio.gather(*stragglers, return_exceptions=True)
         if self._broker is not None:
             await self._broker.stop()
+        if self._room_store is not None:
+            await self._room_store.stop()
         for core in list(self._cores.values()):
             core.close()
         self._cores.clear()
@@ -355,11 +361,19 @@ class Relay:
         """How many members the room has in this process."""
         return len(self._rooms.get(room, ()))
 
-    def room(self, name: str) -> RoomCore | None:
-        """The room-protocol room of a URL path, if it has members (online or in grace)."""
+    def room(self, name: str) -> RoomCore | RedisRoom | None:
+        """The room-protocol room of a URL path, if it has members (online or in grace).
+
+        With Redis, the room as this process sees it (while it has
+        connections here); its ``kick`` works on members of any relay.
+        """
+        if self._room_store is not None:
+            return self._room_store.rooms.get(name)
         return self._cores.get(name)
 
     def _session(self, member: _Member) -> RoomSession:
+        if self._room_store is not None:
+            return self._room_store.session(_MemberLink(self, member), member.room)
         core = self._cores.get(member.room)
         if core is None:
             core = RoomCore(
@@ -384,11 +398,6 @@ class Relay:
         if not offered:
             return None
         if ROOM_PROTOCOL in offered and not self.echo:
-            if self.redis_url is not None:
-                raise NegotiationError(
-                    f"the room protocol ({ROOM_PROTOCOL}) does not span relay processes yet: "
-                    "this relay uses Redis, so it is not offered here"
-                )
             return self._subprotocol(ROOM_PROTOCOL)
         if not self.protocols:
             return None
@@ -431,15 +440,42 @@ class Relay:
         elif not self.echo:
             self._rooms.setdefault(room, {})[member] = None
         self._spawn(self._reap(member))
-        if self._broker is not None and not self.echo and member.session is None:
+        if self.redis_url is not None and not self.echo and member.session is None:
             member.joined = True
             try:
-                await self._broker.join(room)
+                broker = await self._plain_broker()
+                await broker.join(room)
             except RelayError as exc:
                 self._remove(member)
                 logger.info("! %s refused %s: HTTP 503 %s", peer, room, exc)
                 return conn.respond(503, f"The relay cannot reach Redis: {exc}\n")
         return None
+
+    async def _plain_broker(self) -> RedisBroker:
+        """The pub/sub link of the plain rooms, opened with the first plain member."""
+        if self._broker_started is None:
+            self._broker_started = started = asyncio.get_running_loop().create_future()
+            from ._redis import RedisBroker
+
+            assert self.redis_url is not None
+            broker = RedisBroker(
+                self.redis_url,
+                prefix=self.redis_prefix,
+                deliver=self._deliver_remote,
+                on_failure=self._on_broker_failure,
+            )
+            try:
+                await broker.start()
+            except RelayError as exc:
+                self._broker_started = None
+                started.set_exception(exc)
+                started.exception()  # retrieved: raised below for each waiter
+                raise
+            self._broker = broker
+            started.set_result(None)
+        await asyncio.shield(self._broker_started)
+        assert self._broker is not None
+        return self._broker
 
     # Connections.
 
