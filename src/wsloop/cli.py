@@ -463,6 +463,20 @@ def _size(value: str) -> int:
     return number
 
 
+def _rate(value: str) -> int:
+    """A whole number, 0 meaning no limit."""
+    if value.strip() == "0":
+        return 0
+    return _positive_int(value)
+
+
+def _rate_size(value: str) -> int:
+    """A size like ``_size``, 0 meaning no limit."""
+    if value.strip() == "0":
+        return 0
+    return _size(value)
+
+
 def _insecure_context() -> ssl.SSLContext:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
@@ -524,6 +538,10 @@ def _run_serve(args: argparse.Namespace) -> int:
         except (OSError, ssl.SSLError) as exc:
             print(f"wsloop serve: error: cannot load the certificate or key: {exc}", file=err)
             return EXIT_ERROR
+    guard = _guard_options(args)
+    if isinstance(guard, str):
+        print(f"wsloop serve: error: {guard}", file=err)
+        return EXIT_USAGE
     try:
         relay = Relay(
             args.host,
@@ -539,6 +557,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             ssl=context,
             redis_url=args.redis,
             redis_prefix=args.redis_prefix,
+            **guard,
         )
     except (ValueError, TypeError) as exc:
         print(f"wsloop serve: error: {exc}", file=err)
@@ -556,6 +575,36 @@ def _run_serve(args: argparse.Namespace) -> int:
         log.removeHandler(handler)
         log.setLevel(saved[0])
         log.propagate = saved[1]
+
+
+def _guard_options(args: argparse.Namespace) -> dict[str, Any] | str:
+    """The Relay options of auth, limits and monitoring; an error message if wrong."""
+    token = args.token if args.token is not None else os.environ.get("WSLOOP_TOKEN") or None
+    options: dict[str, Any] = {
+        "token": token,
+        "rate_messages": args.rate_messages or None,
+        "rate_bytes": args.rate_bytes or None,
+        "max_connections_per_address": args.max_per_address or None,
+        "monitoring": not args.no_monitoring,
+    }
+    if args.exempt is not None:
+        options["exempt_networks"] = [net for net in args.exempt if net]
+    if args.auth:
+        if token is not None:
+            return "--auth and --token (or WSLOOP_TOKEN) cannot be used together"
+        module_name, _, attr = args.auth.partition(":")
+        if not module_name or not attr:
+            return f"--auth expects MODULE:FUNCTION, not {args.auth!r}"
+        import importlib
+
+        try:
+            hook = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            return f"cannot load the auth hook {args.auth!r}: {exc}"
+        if not callable(hook):
+            return f"the auth hook {args.auth!r} is not callable"
+        options["auth"] = hook
+    return options
 
 
 async def _serve(relay: Relay, log: logging.Logger) -> int:
@@ -585,6 +634,19 @@ async def _serve(relay: Relay, log: logging.Logger) -> int:
         details.append("origins " + ", ".join(relay.allowed_origins))
     details.append(f"max message {relay.max_size} bytes")
     details.append(f"max {relay.max_connections} connections")
+    if relay.token is not None:
+        details.append("token required")
+    elif relay.auth is not None:
+        details.append("auth hook")
+    if relay.rate_messages or relay.rate_bytes:
+        rates = []
+        if relay.rate_messages:
+            rates.append(f"{relay.rate_messages:g} msg/s")
+        if relay.rate_bytes:
+            rates.append(f"{relay.rate_bytes:g} B/s")
+        details.append("per client " + " and ".join(rates))
+    if relay.monitoring:
+        details.append("/healthz /metrics /status")
     log.info("%s; Ctrl-C stops", "; ".join(details))
     waiter = asyncio.create_task(stop.wait())
     ended = asyncio.create_task(relay.wait_closed())
@@ -631,6 +693,7 @@ class _Exit(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     from .relay import DEFAULT_MAX_SIZE, DEFAULT_PORT
+    from .relay.server import DEFAULT_MAX_PER_ADDRESS, DEFAULT_RATE_BYTES, DEFAULT_RATE_MESSAGES
 
     parser = _Parser(
         prog="wsloop",
@@ -806,6 +869,54 @@ def _parser() -> argparse.ArgumentParser:
         default="wsloop:",
         metavar="PREFIX",
         help="prefix of the Redis channel names (default wsloop:)",
+    )
+    serve.add_argument(
+        "--token",
+        metavar="SECRET",
+        help="clients must present this token (?token=SECRET or a Bearer header), else 401/403; "
+        "also guards /metrics and /status (or set WSLOOP_TOKEN, which ps does not show)",
+    )
+    serve.add_argument(
+        "--auth",
+        metavar="MODULE:FUNCTION",
+        help="an auth hook: called with each client's wsloop.relay.Handshake, returns its "
+        "identity, None (401) or raises wsloop.relay.Refuse",
+    )
+    serve.add_argument(
+        "--rate-messages",
+        type=_rate,
+        default=DEFAULT_RATE_MESSAGES,
+        metavar="N",
+        help=f"messages/s one client may send on average, bursts of twice that; over it: 1008 "
+        f"(default {DEFAULT_RATE_MESSAGES:g}; 0: no limit)",
+    )
+    serve.add_argument(
+        "--rate-bytes",
+        type=_rate_size,
+        default=int(DEFAULT_RATE_BYTES),
+        metavar="BYTES",
+        help="payload bytes/s one client may send on average (default 16m; 0: no limit)",
+    )
+    serve.add_argument(
+        "--max-per-address",
+        type=_rate,
+        default=DEFAULT_MAX_PER_ADDRESS,
+        metavar="N",
+        help=f"connections from one address beyond N get HTTP 429 "
+        f"(default {DEFAULT_MAX_PER_ADDRESS}; 0: no limit)",
+    )
+    serve.add_argument(
+        "--exempt",
+        action="append",
+        default=None,
+        metavar="NET",
+        help="a network not counted against --max-per-address, such as your reverse proxy's "
+        "(repeatable; replaces the default, loopback)",
+    )
+    serve.add_argument(
+        "--no-monitoring",
+        action="store_true",
+        help="do not serve /metrics and /status (/healthz stays)",
     )
     serve.add_argument(
         "-q", "--quiet", action="store_true", help="log warnings only, not every connection"

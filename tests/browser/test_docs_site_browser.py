@@ -15,14 +15,13 @@ import http.server
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import threading
-import zlib
 from pathlib import Path
 
 import pytest
+from screenshots import colours
 
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = Path(__file__).resolve().parent / "harness"
@@ -39,27 +38,6 @@ def _need(ok: bool, what: str) -> None:
         if REQUIRED:
             pytest.fail(what)
         pytest.skip(what)
-
-
-def _png_colours(path: Path) -> int:
-    """How many distinct pixel values a screenshot has (1: blank)."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, width, height, channels = 8, b"", 0, 0, 0
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        if kind == b"IHDR":
-            width, height = struct.unpack(">II", body[:8])
-            channels = {2: 3, 6: 4}[body[9]]
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + length
-    raw = zlib.decompress(idat)
-    stride = width * channels + 1
-    # The filter byte aside, sample every 8th row's bytes: enough to tell text from blank.
-    rows = {raw[y * stride + 1 : (y + 1) * stride] for y in range(0, height, 8)}
-    return len({row[i : i + channels] for row in rows for i in range(0, len(row), channels)})
 
 
 @contextlib.contextmanager
@@ -119,4 +97,4 @@ def test_websocket_reference_renders_in_chromium(tmp_path: Path) -> None:
     missing = [t for t in TRIGGERS if f"wsloop.WebSocket.{t}" not in ids]
     assert not missing, missing
     assert page["text_length"] > 2000, page
-    assert _png_colours(screenshot) > 16, "the screenshot is blank"
+    assert len(colours(screenshot)) > 16, "the screenshot is blank"

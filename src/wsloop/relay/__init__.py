@@ -17,6 +17,7 @@ protocol instead (presence, history, resume: ``docs/rooms.md``).
 
 from __future__ import annotations
 
+from ._guard import Handshake, Refuse
 from .rooms import ROOM_PROTOCOL, RoomConfig, RoomCore, Seat
 from .server import (
     DEFAULT_MAX_SIZE,
@@ -32,6 +33,8 @@ __all__ = [
     "DEFAULT_MAX_SIZE",
     "DEFAULT_PORT",
     "ROOM_PROTOCOL",
+    "Handshake",
+    "Refuse",
     "Relay",
     "RelayError",
     "RelayStats",

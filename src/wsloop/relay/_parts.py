@@ -33,6 +33,14 @@ class RelayStats:
     """Bytes waiting in every send queue now."""
     peak_queued_bytes: int
     """The most bytes that ever waited in a single client's send queue."""
+    bytes_in: int = 0
+    """Payload bytes received from clients."""
+    bytes_out: int = 0
+    """Payload bytes written to clients."""
+    rate_limited: int = 0
+    """Clients closed with 1008 for passing a rate limit."""
+    refused: int = 0
+    """Opening handshakes refused by the relay (auth, per-address limit, full, shutting down)."""
 
 
 class _Message:
@@ -49,11 +57,14 @@ class _Member:
     """One client: its room, its send queue and its counters."""
 
     __slots__ = (
+        "address",
         "closing",
         "conn",
         "gone",
+        "identity",
         "idle",
         "joined",
+        "limit",
         "opened",
         "peer",
         "queue",
@@ -85,6 +96,12 @@ class _Member:
         self.sent = 0
         self.session: Any = None
         """The room-protocol session, for a ``wsloop.room.v1`` connection."""
+        self.identity: Any = None
+        """What the relay's ``auth`` hook said of this client (``None`` without one)."""
+        self.address = ""
+        """The client's address when it counts against the per-address limit."""
+        self.limit: Any = None
+        """The client's :class:`~wsloop.relay._guard.RateLimit`, if rates are limited."""
 
 
 def _peer(conn: ServerConnection) -> str:

@@ -20,22 +20,32 @@ bounded by the queue limits plus the ``websockets`` write buffer.
 
 A member leaves its room when its TCP connection is gone, whatever the path
 that led there (``_reap``), which is also where the disconnect is logged.
+
+Before any of this, ``process_request`` answers the plain-HTTP pages
+(``/healthz``, ``/metrics``, ``/status``: ``_monitor.py``) and runs the
+``auth`` hook; ``process_response`` applies the per-address limit; each
+message read passes the sender's rate limit first (``_guard.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import inspect
 import logging
 import threading
 import time
+import urllib.parse
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from websockets.asyncio.server import Server, ServerConnection, serve as _ws_serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
 
 from .._version import __version__
+from . import _monitor
 from ._errors import RelayError
+from ._guard import LOOPBACK, Handshake, RateLimit, Refuse, exempt, networks, shared_secret
 from ._parts import RelayStats, _first_line, _Member, _Message, _peer, _room_of
 from ._session import RoomSession
 from .rooms import ROOM_PROTOCOL, RoomConfig, RoomCore
@@ -78,6 +88,14 @@ SLOW_CONSUMER_CODE = 1008
 """The close code for a client that does not read fast enough (policy violation)."""
 SHUTDOWN_CODE = 1001
 """The close code sent to every client when the relay shuts down (going away)."""
+RATE_LIMIT_CODE = 1008
+"""The close code for a client that passes its rate limit (policy violation)."""
+DEFAULT_RATE_MESSAGES = 1000.0
+"""Messages per second one client may send, on average (bursts of twice that)."""
+DEFAULT_RATE_BYTES = 16.0 * 2**20
+"""Payload bytes per second one client may send, on average (bursts of twice that)."""
+DEFAULT_MAX_PER_ADDRESS = 100
+"""Connections from one (non-loopback) address."""
 
 
 class _MemberLink:
@@ -141,6 +159,25 @@ class Relay:
         redis_prefix: the prefix of the Redis channel names.
         rooms: the limits of the room protocol, for clients that ask for the
             ``wsloop.room.v1`` subprotocol (``docs/rooms.md``).
+        auth: a hook that sees each client's :class:`~wsloop.relay.Handshake`
+            (may be ``async``) and returns its identity; ``None`` refuses
+            with HTTP 401, :class:`~wsloop.relay.Refuse` with its status.
+        token: a shared secret clients must present (``?token=`` or a
+            Bearer header); HTTP 401 without it, 403 with another. Also
+            guards ``/metrics`` and ``/status``. Not with ``auth``.
+        rate_messages: messages per second one client may send on average
+            (bursts of twice that); past it the client is closed with 1008.
+            ``None``: no limit.
+        rate_bytes: payload bytes per second, likewise (a burst always
+            allows one message of ``max_size``). ``None``: no limit.
+        max_connections_per_address: connections from one address beyond
+            this get HTTP 429. ``None``: no limit.
+        exempt_networks: addresses not counted against that limit
+            (networks such as ``"10.0.0.0/8"``, or single addresses);
+            loopback by default, where a reverse proxy on the same host
+            connects from for all of its clients.
+        monitoring: serve ``/metrics`` and ``/status`` (``/healthz`` is
+            always served).
     """
 
     def __init__(
@@ -167,9 +204,20 @@ class Relay:
         redis_prefix: str = "wsloop:",
         # The room protocol
         rooms: RoomConfig | None = None,
+        # Who may connect, how fast they may talk
+        auth: Callable[[Handshake], Any] | None = None,
+        token: str | None = None,
+        rate_messages: float | None = DEFAULT_RATE_MESSAGES,
+        rate_bytes: float | None = DEFAULT_RATE_BYTES,
+        max_connections_per_address: int | None = DEFAULT_MAX_PER_ADDRESS,
+        exempt_networks: Sequence[str] = LOOPBACK,
+        # Operations
+        monitoring: bool = True,
     ) -> None:
         if isinstance(protocols, str):
             raise TypeError("protocols must be a sequence of names, not a str")
+        if isinstance(exempt_networks, str):
+            raise TypeError("exempt_networks must be a sequence of networks, not a str")
         for name, value in (
             ("max_size", max_size),
             ("max_connections", max_connections),
@@ -182,6 +230,15 @@ class Relay:
             raise ValueError("close_timeout must be positive")
         if echo and redis_url:
             raise ValueError("echo mode answers each client alone: it cannot use Redis")
+        if auth is not None and token is not None:
+            raise ValueError("give auth or token, not both (a hook can check a token itself)")
+        if token is not None and not token:
+            raise ValueError("token must not be empty")
+        for name, rate in (("rate_messages", rate_messages), ("rate_bytes", rate_bytes)):
+            if rate is not None and rate <= 0:
+                raise ValueError(f"{name} must be positive or None, not {rate}")
+        if max_connections_per_address is not None and max_connections_per_address <= 0:
+            raise ValueError("max_connections_per_address must be positive or None")
         self.host = host
         """The interface the relay listens on."""
         self.port = port
@@ -200,6 +257,23 @@ class Relay:
         self.redis_prefix = redis_prefix
         self.rooms = RoomConfig() if rooms is None else rooms
         """The limits of the room protocol (``wsloop.room.v1``, ``docs/rooms.md``)."""
+        self.token = token
+        self.auth = shared_secret(token) if token is not None else auth
+        self.rate_messages = rate_messages
+        self.rate_bytes = rate_bytes
+        self.max_connections_per_address = max_connections_per_address
+        self.exempt_networks = tuple(exempt_networks)
+        self._exempt = networks(self.exempt_networks)
+        self.monitoring = monitoring
+        self._identities: dict[ServerConnection, Any] = {}
+        self._per_address: dict[str, int] = {}
+        self._rates = _monitor.Rates()
+        self._sampler: asyncio.Task[None] | None = None
+        self._started = time.monotonic()
+        self._bytes_in = 0
+        self._bytes_out = 0
+        self._rate_limited = 0
+        self._refused = 0
         self._cores: dict[str, RoomCore] = {}
         self.failure: str | None = None
         """Why the relay stopped by itself (its Redis link failed), else ``None``."""
@@ -248,6 +322,7 @@ class Relay:
                 subprotocols=[self._subprotocol(p) for p in self.protocols] or None,
                 select_subprotocol=self._select_subprotocol,
                 origins=origins,
+                process_request=self._process_request,
                 process_response=self._process_response,
                 server_header=f"wsloop-relay/{__version__}",
                 max_size=self.max_size,
@@ -266,6 +341,8 @@ class Relay:
         sockets = self._server.sockets
         if sockets:
             self.port = sockets[0].getsockname()[1]
+        self._started = time.monotonic()
+        self._sampler = asyncio.get_running_loop().create_task(self._sample_rates())
 
     async def stop(self, code: int = SHUTDOWN_CODE, reason: str = "server shutting down") -> None:
         """Stop: refuse new clients, close every client with ``code``, wait for all.
@@ -281,6 +358,8 @@ class Relay:
             await closed.wait()
             return
         self._stopping = True
+        if self._sampler is not None:
+            self._sampler.cancel()
         server.close(close_connections=False)
         members = list(self._members.values())
         if members:
@@ -344,6 +423,11 @@ class Relay:
         return f"{scheme}://{host}:{self.port}"
 
     @property
+    def healthy(self) -> bool:
+        """Serving, not stopping, and not failed (what ``/healthz`` says)."""
+        return self._server is not None and not self._stopping and self.failure is None
+
+    @property
     def stats(self) -> RelayStats:
         """A snapshot of the counters."""
         members = list(self._members.values())
@@ -355,6 +439,10 @@ class Relay:
             slow_consumers=self._slow_consumers,
             queued_bytes=sum(m.queued_bytes for m in members),
             peak_queued_bytes=self._peak_queued,
+            bytes_in=self._bytes_in,
+            bytes_out=self._bytes_out,
+            rate_limited=self._rate_limited,
+            refused=self._refused,
         )
 
     def room_size(self, room: str) -> int:
@@ -409,12 +497,43 @@ class Relay:
             f"this relay accepts: {', '.join(self.protocols)}"
         )
 
+    async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        path = _room_of(request)
+        upgrade = "upgrade" in request.headers.get("Connection", "").lower()
+        if path in _monitor.PATHS and not upgrade:
+            token_ok, query = None, ""
+            if self.token is not None:
+                token = Handshake.of(request, "").token
+                token_ok = token is not None and hmac.compare_digest(token, self.token)
+                query = f"?{urllib.parse.urlencode({'token': token})}" if token_ok else ""
+            return _monitor.respond(self, path, token_ok, query)
+        if self.auth is None:
+            return None
+        handshake = Handshake.of(request, _peer(conn))
+        try:
+            identity = self.auth(handshake)
+            if inspect.isawaitable(identity):
+                identity = await identity
+        except Refuse as refusal:
+            return conn.respond(refusal.status, refusal.message.rstrip("\n") + "\n")
+        except Exception:
+            logger.exception("the relay's auth hook failed for %s", handshake.peer)
+            return conn.respond(500, "The relay could not check who you are (see its log).\n")
+        if identity is None:
+            return conn.respond(401, "This relay does not know you: authentication required.\n")
+        self._identities[conn] = identity
+        return None
+
     async def _process_response(
         self, conn: ServerConnection, request: Request, response: Response
     ) -> Response | None:
         room = _room_of(request)
         peer = _peer(conn)
+        identity = self._identities.pop(conn, None)
         if response.status_code != 101:
+            if response.status_code == 200 and room in _monitor.PATHS:
+                return None  # a monitoring page, not a refusal
+            self._refused += 1
             logger.info(
                 "! %s refused %s: HTTP %d %s",
                 peer,
@@ -424,8 +543,10 @@ class Relay:
             )
             return None
         if self._stopping:
+            self._refused += 1
             return conn.respond(503, "The relay is shutting down.\n")
         if len(self._members) >= self.max_connections:
+            self._refused += 1
             logger.info(
                 "! %s refused %s: HTTP 503 full (%d connections)", peer, room, len(self._members)
             )
@@ -433,7 +554,22 @@ class Relay:
                 503,
                 f"This relay is full ({self.max_connections} connections); try again later.\n",
             )
+        address = _address(conn)
+        counted = address is not None and not exempt(address, self._exempt)
+        limit = self.max_connections_per_address
+        if counted and limit is not None and self._per_address.get(address or "", 0) >= limit:
+            self._refused += 1
+            logger.info("! %s refused %s: HTTP 429 (%d from its address)", peer, room, limit)
+            return conn.respond(
+                429, f"Too many connections from your address ({limit}); close some first.\n"
+            )
         member = _Member(conn, room, peer)
+        member.identity = identity
+        if counted and address is not None:
+            member.address = address
+            self._per_address[address] = self._per_address.get(address, 0) + 1
+        if self.rate_messages is not None or self.rate_bytes is not None:
+            member.limit = RateLimit(self.rate_messages, self.rate_bytes, self.max_size)
         self._members[conn] = member
         if response.headers.get("Sec-WebSocket-Protocol") == ROOM_PROTOCOL:
             member.session = self._session(member)
@@ -495,8 +631,19 @@ class Relay:
             len(self._members),
         )
         writer = asyncio.create_task(self._write(member))
+        limit = member.limit
         try:
             async for message in conn:
+                size = len(message)
+                self._bytes_in += size
+                if limit is not None:
+                    why = limit.take(size)
+                    if why is not None:
+                        self._rate_limited += 1
+                        member.why = "rate limited"
+                        logger.info("! %s in %s: %s", member.peer, member.room, why)
+                        await self._close_member(member, RATE_LIMIT_CODE, why)
+                        break
                 if member.session is not None:
                     member.rcvd += 1
                     self._messages_in += 1
@@ -579,6 +726,7 @@ class Relay:
             await conn.send(item.data, text=item.text)
             member.sent += 1
             self._messages_out += 1
+            self._bytes_out += len(item.data)
 
     def _kick(self, member: _Member, code: int, reason: str) -> None:
         member.closing = True
@@ -615,6 +763,13 @@ class Relay:
         member.queued_bytes = 0
         member.wakeup.set()
         self._members.pop(member.conn, None)
+        address = member.address
+        if address:
+            left = self._per_address.get(address, 1) - 1
+            if left > 0:
+                self._per_address[address] = left
+            else:
+                self._per_address.pop(address, None)
         room = self._rooms.get(member.room)
         if room is not None and member in room:
             del room[member]
@@ -649,6 +804,11 @@ class Relay:
         self.failure = why
         logger.error("lost the Redis link: %s; closing every client with 1011", why)
         self._spawn(self.stop(1011, "the relay lost its Redis link"))
+
+    async def _sample_rates(self) -> None:
+        while True:
+            self._rates.sample(self._messages_in, self._messages_out)
+            await asyncio.sleep(1.0)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -762,6 +922,16 @@ class RelayThread:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _address(conn: ServerConnection) -> str | None:
+    try:
+        address = conn.remote_address
+    except Exception:  # pragma: no cover - the transport is gone
+        return None
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return None
 
 
 def serve(host: str = "127.0.0.1", port: int = 0, **options: Any) -> RelayThread:

@@ -1,0 +1,33 @@
+// Opens the relay's /status page in Debian's Chromium (playwright-core),
+// reports what a person sees on it and saves a screenshot.
+//   node status_runner.mjs URL SCREENSHOT.png
+// One JSON line on stdout: {title, tiles: {label: value}, rooms: [[cells]], console: [...]}
+import { chromium } from "playwright-core";
+
+const [url, screenshot] = process.argv.slice(2);
+const consoleLines = [];
+const browser = await chromium.launch({
+  executablePath: process.env.WSLOOP_CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1000, height: 700 } });
+  page.on("pageerror", (err) => consoleLines.push(`pageerror: ${err}`));
+  page.on("console", (msg) => { if (msg.type() === "error") consoleLines.push(msg.text()); });
+  await page.goto(url, { waitUntil: "load" });
+  const out = {
+    title: await page.title(),
+    tiles: Object.fromEntries(await page.$$eval(".tile", (els) =>
+      els.map((e) => [e.querySelector(".k").textContent, e.querySelector(".v").textContent]))),
+    rooms: await page.$$eval("tbody tr", (rows) =>
+      rows.map((r) => [...r.querySelectorAll("td")].map((td) => td.textContent))),
+    value_colour: await page.$eval(".v", (e) => getComputedStyle(e).color),
+    console: consoleLines,
+  };
+  await page.screenshot({ path: screenshot });
+  console.log(JSON.stringify(out));
+} finally {
+  await browser.close();
+}
