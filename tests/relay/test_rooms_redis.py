@@ -10,6 +10,7 @@ in the middle of the conversation.
 from __future__ import annotations
 
 import random
+import signal
 import time
 from typing import Any
 
@@ -361,3 +362,37 @@ def test_live_members_get_every_message_of_a_room_faster_than_its_short_history(
             assert late.data == [298, 299]  # a joiner gets the history: 2
         finally:
             close_rooms(a, b, late)
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_a_relay_that_stops_or_dies_its_members_resume_on_the_other(redis_server, tmp_path, how):
+    one = RelayProcess(["--redis", redis_server.url], tmp_path / "one.log")
+    two = RelayProcess(["--redis", redis_server.url], tmp_path / "two.log")
+    proxy = CutProxy(port_of(one.url))
+    a = Log(Room(WebSocket(reconnect=FAST), "ann"))
+    b = Log(Room(WebSocket(), "bob"))
+    try:
+        a.room.connect(f"ws://127.0.0.1:{proxy.port}/room/r")
+        b.room.connect(f"{two.url}/room/r")
+        poll_rooms(lambda: a.joined and b.joined and len(a.room.members) == 2, a, b)
+        member_id = a.room.member_id
+        for i in range(10):
+            a.room.send(f"a{i}")
+            b.room.send(f"b{i}")
+        proxy.target = port_of(two.url)  # where a load balancer would send it next
+        one.stop(getattr(signal, how))
+        proxy.cut()  # a SIGKILL leaves the client's side of the proxy open
+        for i in range(10, 20):
+            a.room.send(f"a{i}")
+            b.room.send(f"b{i}")
+        poll_rooms(lambda: len(a.messages) == 40 and len(b.messages) == 40, a, b)
+        assert a.room.member_id == member_id and a.joined[-1] is True
+        assert a.messages == b.messages and a.gaps == [] and a.room.unacked == 0
+        assert sorted(a.data) == sorted(
+            [f"a{i}" for i in range(20)] + [f"b{i}" for i in range(20)]
+        )
+    finally:
+        close_rooms(a, b)
+        proxy.close()
+        one.stop()
+        two.stop()
