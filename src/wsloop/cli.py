@@ -21,6 +21,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import datetime
 import json
 import logging
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .events import BinaryMessage, Closed, Error, Opened, TextMessage
-    from .relay import Relay
+    from .relay import Relay, RoomConfig
 
 __all__ = ["escape", "main", "preview"]
 
@@ -463,18 +464,65 @@ def _size(value: str) -> int:
     return number
 
 
-def _rate(value: str) -> int:
+def _count_or_off(value: str) -> int:
     """A whole number, 0 meaning no limit."""
     if value.strip() == "0":
         return 0
     return _positive_int(value)
 
 
-def _rate_size(value: str) -> int:
+def _size_or_off(value: str) -> int:
     """A size like ``_size``, 0 meaning no limit."""
     if value.strip() == "0":
         return 0
     return _size(value)
+
+
+def _grace(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, not {value!r}") from None
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more seconds, not {value}")
+    return number
+
+
+def _rate(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected messages per second, not {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive rate, not {value}")
+    return number
+
+
+# The --room-* options of wsloop serve: (flag, RoomConfig field, type, metavar, help).
+_ROOM_OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
+    ("--room-history", "history", _positive_int, "N", "messages each room keeps"),
+    ("--room-history-bytes", "history_bytes", _size, "BYTES", "bytes each room keeps, as 1m"),
+    ("--room-grace", "grace", _grace, "SECONDS", "seconds a dropped seat waits (0: none)"),
+    ("--room-max-members", "max_members", _positive_int, "N", "seats per room"),
+    ("--room-max-name", "max_name", _positive_int, "N", "characters of a member's name"),
+    ("--room-max-meta", "max_meta", _size, "BYTES", "bytes of a member's meta (JSON)"),
+    ("--room-rate", "rate", _rate, "N", "messages per second a member may send"),
+    ("--room-burst", "burst", _positive_int, "N", "messages at once above the rate"),
+    ("--room-dedupe", "dedupe", _positive_int, "N", "message ids remembered per member"),
+)
+
+
+def _room_config(args: argparse.Namespace) -> RoomConfig:
+    from .relay import RoomConfig
+
+    changes = {
+        field: getattr(args, field)
+        for _, field, *_ in _ROOM_OPTIONS
+        if getattr(args, field) is not None
+    }
+    if args.room_quiet_drops:
+        changes["announce_drops"] = False
+    return dataclasses.replace(RoomConfig(), **changes)
 
 
 def _insecure_context() -> ssl.SSLContext:
@@ -558,6 +606,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             redis_url=args.redis,
             redis_prefix=args.redis_prefix,
             **guard,
+            rooms=_room_config(args),
         )
     except (ValueError, TypeError) as exc:
         print(f"wsloop serve: error: {exc}", file=err)
@@ -692,7 +741,7 @@ class _Exit(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .relay import DEFAULT_MAX_SIZE, DEFAULT_PORT
+    from .relay import DEFAULT_MAX_SIZE, DEFAULT_PORT, RoomConfig
     from .relay.server import DEFAULT_MAX_PER_ADDRESS, DEFAULT_RATE_BYTES, DEFAULT_RATE_MESSAGES
 
     parser = _Parser(
@@ -870,6 +919,24 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PREFIX",
         help="prefix of the Redis channel names (default wsloop:)",
     )
+    rooms = serve.add_argument_group(
+        "the room protocol",
+        "limits of the rooms of clients that ask for wsloop.room.v1 (docs/rooms.md)",
+    )
+    defaults = RoomConfig()
+    for flag, field, kind, metavar, text in _ROOM_OPTIONS:
+        rooms.add_argument(
+            flag,
+            dest=field,
+            type=kind,
+            metavar=metavar,
+            help=f"{text} (default {getattr(defaults, field)})",
+        )
+    rooms.add_argument(
+        "--room-quiet-drops",
+        action="store_true",
+        help="do not tell the others when a member drops or comes back (only timeouts)",
+    )
     serve.add_argument(
         "--token",
         metavar="SECRET",
@@ -884,7 +951,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--rate-messages",
-        type=_rate,
+        type=_count_or_off,
         default=DEFAULT_RATE_MESSAGES,
         metavar="N",
         help=f"messages/s one client may send on average, bursts of twice that; over it: 1008 "
@@ -892,14 +959,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--rate-bytes",
-        type=_rate_size,
+        type=_size_or_off,
         default=int(DEFAULT_RATE_BYTES),
         metavar="BYTES",
         help="payload bytes/s one client may send on average (default 16m; 0: no limit)",
     )
     serve.add_argument(
         "--max-per-address",
-        type=_rate,
+        type=_count_or_off,
         default=DEFAULT_MAX_PER_ADDRESS,
         metavar="N",
         help=f"connections from one address beyond N get HTTP 429 "

@@ -53,6 +53,10 @@ __all__ = ["ROOM_PROTOCOL", "Member", "Room"]
 
 ROOM_PROTOCOL = "wsloop.room.v1"
 """The subprotocol of the room protocol."""
+KICKED_CODE = 4003
+"""The close code of a member removed from the room (by the relay and by the helper)."""
+REPLACED_CODE = 4001
+"""The close code of a connection whose seat another connection resumed."""
 
 
 @dataclass(slots=True)
@@ -100,7 +104,9 @@ class Room:
     """Called with another member that joined (or came back after a drop)."""
     on_member_left: Callable[[Member, str], object] | None
     """Called with a member and the reason: ``left``, ``dropped``,
-    ``timed_out``, ``kicked`` or ``replaced``."""
+    ``timed_out``, ``kicked`` or ``replaced``. Also called with this member
+    itself when it is ``kicked`` or ``replaced``: the socket is then closed
+    for good (no reconnect), with 4003 or 4001, and ``on_closed`` follows."""
     on_message: Callable[[Member, Any], object] | None
     """Called with the sender and the data (a JSON value, or ``bytes``) of
     each message of the room, this member's own included, in room order."""
@@ -295,10 +301,14 @@ class Room:
         reason = str(msg.get("reason", "left"))
         member = self._member(member_id)
         if member_id == self.member_id and reason in ("replaced", "kicked"):
-            # This seat is taken over or gone: do not let a reconnect fight for it.
+            # This seat is taken over or gone: do not let a reconnect fight for
+            # it. The close code says which (the relay closes with it too).
             self._joined = False
             self._token = ""
-            self.ws.close()
+            if reason == "kicked":
+                self.ws.close(KICKED_CODE, "kicked from the room")
+            else:
+                self.ws.close(REPLACED_CODE, "replaced by a newer connection of this member")
         elif reason == "dropped":
             member.online = False
         else:

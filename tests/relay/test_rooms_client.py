@@ -370,3 +370,27 @@ def three_members_with_cuts(relay: Any, rng: random.Random) -> None:
         close_open()
         for proxy in proxies:
             proxy.close()
+
+
+def test_a_kicked_member_is_told_and_closed_with_4003_for_good(relay):
+    a = Log(Room(WebSocket(reconnect=FAST), "ann"))
+    b = Log(Room(WebSocket(), "bob"))
+    closes: list[tuple[int, str]] = []
+    a.room.ws.on_closed = lambda event: closes.append((event.code, event.reason))
+    a.room.connect(url(relay))
+    poll_rooms(lambda: a.joined, a)
+    b.room.connect(url(relay))
+    poll_rooms(lambda: b.joined and a.member_joined, a, b)
+    kicked = a.room.member_id
+    core = relay.call(lambda: relay.relay.room("/room/test"))
+    assert relay.call(lambda: core.kick(kicked, "no cheating"))
+    poll_rooms(lambda: closes and b.member_left, a, b)
+    assert a.member_left == [(kicked, "kicked")]  # told, about itself
+    assert b.member_left == [(kicked, "kicked")]
+    assert closes[0][0] == 4003 and closes[0][1] in ("no cheating", "kicked from the room")
+    assert not a.room.joined and a.room.ws.is_closed
+    deadline = time.monotonic() + 0.5  # reconnect=FAST would have retried by now
+    while time.monotonic() < deadline:
+        a.room.ws.poll(0.01)
+    assert a.room.ws.is_closed and len(a.joined) == 1 and len(closes) == 1
+    assert list(b.room.members) == [b.room.member_id]

@@ -10,6 +10,7 @@ in the middle of the conversation.
 from __future__ import annotations
 
 import random
+import signal
 import time
 from typing import Any
 
@@ -272,3 +273,126 @@ def test_presence_and_history_across_relays(two_in_process):
     finally:
         close_rooms(a, b, c)
         proxy.close()
+
+
+def test_a_member_kicked_from_the_other_relay_is_told_and_closed_with_4003(two_in_process):
+    one, two = two_in_process
+    a = Log(Room(WebSocket(reconnect=FAST), "ann"))
+    b = Log(Room(WebSocket(), "bob"))
+    closes: list[tuple[int, str]] = []
+    a.room.ws.on_closed = lambda event: closes.append((event.code, event.reason))
+    try:
+        a.room.connect(f"{one.url}/room/k")
+        poll_rooms(lambda: a.joined, a)
+        b.room.connect(f"{two.url}/room/k")
+        poll_rooms(lambda: b.joined and a.member_joined, a, b)
+        kicked = a.room.member_id
+        room = two.call(lambda: two.relay.room("/room/k"))  # b's relay kicks a
+        assert two.call(lambda: room.kick(kicked, "no cheating"))
+        poll_rooms(lambda: closes and b.member_left, a, b)
+        assert a.member_left == [(kicked, "kicked")]
+        assert b.member_left == [(kicked, "kicked")]
+        assert closes[0][0] == 4003 and closes[0][1] in ("no cheating", "kicked from the room")
+        deadline = time.monotonic() + 0.5  # reconnect=FAST would have retried by now
+        while time.monotonic() < deadline:
+            a.room.ws.poll(0.01)
+        assert a.room.ws.is_closed and len(a.joined) == 1 and len(closes) == 1
+        assert list(b.room.members) == [b.room.member_id]
+    finally:
+        close_rooms(a, b)
+
+
+def test_serve_room_flags_across_processes(redis_server, tmp_path):
+    flags = ["--redis", redis_server.url, "--room-history", "3", "--room-grace", "0.5"]
+    one = RelayProcess(flags, tmp_path / "one.log")
+    two = RelayProcess(flags, tmp_path / "two.log")
+    proxy = CutProxy(port_of(two.url))
+    a = Log(Room(WebSocket(), "ann"))
+    b = Log(Room(WebSocket(reconnect=FAST), "bob"))
+    c = Log(Room(WebSocket(), "cat"))
+    try:
+        a.room.connect(f"{one.url}/room/f")
+        poll_rooms(lambda: a.joined, a)
+        for i in range(5):
+            a.room.send(i)
+        poll_rooms(lambda: len(a.messages) == 5, a)  # live: all of them, history or not
+        b.room.connect(f"ws://127.0.0.1:{proxy.port}/room/f")
+        poll_rooms(lambda: len(b.messages) == 3, a, b)
+        assert b.data == [2, 3, 4]  # --room-history 3
+        proxy.refuse()
+        proxy.cut()
+        poll_rooms(lambda: (b.room.member_id, "timed_out") in a.member_left, a, b)
+        assert [why for _, why in a.member_left] == ["dropped", "timed_out"]  # --room-grace
+        c.room.connect(f"{two.url}/room/f")
+        poll_rooms(lambda: c.joined and len(c.messages) == 3, a, c)
+    finally:
+        close_rooms(a, b, c)
+        proxy.close()
+        one.stop()
+        two.stop()
+
+
+def test_serve_refuses_bad_room_flags(tmp_path):
+    with pytest.raises(AssertionError, match="exited with 2"):
+        RelayProcess(["--room-grace", "-1"], tmp_path / "relay.log")
+    assert "0 or more seconds" in (tmp_path / "relay.log").read_text()
+
+
+def test_live_members_get_every_message_of_a_room_faster_than_its_short_history(redis_server):
+    config = RoomConfig(history=2, burst=1000)
+    with (
+        serve(redis_url=redis_server.url, rooms=config) as one,
+        serve(redis_url=redis_server.url, rooms=config) as two,
+    ):
+        a = Log(Room(WebSocket(), "ann"))
+        b = Log(Room(WebSocket(), "bob"))
+        late = Log(Room(WebSocket(), "cat"))
+        try:
+            a.room.connect(f"{one.url}/room/fast")
+            b.room.connect(f"{two.url}/room/fast")
+            poll_rooms(lambda: a.joined and b.joined and len(a.room.members) == 2, a, b)
+            for i in range(300):
+                a.room.send(i)  # numbered and trimmed faster than the tails read
+            poll_rooms(lambda: len(a.messages) + sum(a.gaps) >= 300, a, b)
+            poll_rooms(lambda: len(b.messages) + sum(b.gaps) >= 300, a, b)
+            assert a.gaps == [] and b.gaps == []
+            assert a.data == b.data == list(range(300))
+            late.room.connect(f"{two.url}/room/fast")
+            poll_rooms(lambda: len(late.messages) == 2, a, b, late)
+            assert late.data == [298, 299]  # a joiner gets the history: 2
+        finally:
+            close_rooms(a, b, late)
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_a_relay_that_stops_or_dies_its_members_resume_on_the_other(redis_server, tmp_path, how):
+    one = RelayProcess(["--redis", redis_server.url], tmp_path / "one.log")
+    two = RelayProcess(["--redis", redis_server.url], tmp_path / "two.log")
+    proxy = CutProxy(port_of(one.url))
+    a = Log(Room(WebSocket(reconnect=FAST), "ann"))
+    b = Log(Room(WebSocket(), "bob"))
+    try:
+        a.room.connect(f"ws://127.0.0.1:{proxy.port}/room/r")
+        b.room.connect(f"{two.url}/room/r")
+        poll_rooms(lambda: a.joined and b.joined and len(a.room.members) == 2, a, b)
+        member_id = a.room.member_id
+        for i in range(10):
+            a.room.send(f"a{i}")
+            b.room.send(f"b{i}")
+        proxy.target = port_of(two.url)  # where a load balancer would send it next
+        one.stop(getattr(signal, how))
+        proxy.cut()  # a SIGKILL leaves the client's side of the proxy open
+        for i in range(10, 20):
+            a.room.send(f"a{i}")
+            b.room.send(f"b{i}")
+        poll_rooms(lambda: len(a.messages) == 40 and len(b.messages) == 40, a, b)
+        assert a.room.member_id == member_id and a.joined[-1] is True
+        assert a.messages == b.messages and a.gaps == [] and a.room.unacked == 0
+        assert sorted(a.data) == sorted(
+            [f"a{i}" for i in range(20)] + [f"b{i}" for i in range(20)]
+        )
+    finally:
+        close_rooms(a, b)
+        proxy.close()
+        one.stop()
+        two.stop()

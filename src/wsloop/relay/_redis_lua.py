@@ -29,6 +29,7 @@ local K_LOG, K_STATE, K_SEATS, K_ONLINE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_TOKENS, K_TOKEN_OF, K_EXPIRY = KEYS[5], KEYS[6], KEYS[7]
 local K_SIZES, K_EVENTS = KEYS[8], KEYS[9]
 local BASE = ARGV[1]
+local LAG_MS, LAG_COUNT = 10000, 1000
 local CAP = tonumber(ARGV[2])
 local TTL = tonumber(ARGV[3])
 
@@ -90,7 +91,7 @@ local function forget(id, reason, conn, why)
     local seq = tonumber(redis.call('HGET', K_STATE, 'seq') or '0')
     redis.call('XTRIM', K_LOG, 'MINID', eid)
     redis.call('DEL', K_SIZES, K_EVENTS)
-    redis.call('HSET', K_STATE, 'first', seq + 1, 'bytes', 0)
+    redis.call('HSET', K_STATE, 'first', seq + 1, 'pfirst', seq + 1, 'bytes', 0, 'sbytes', 0)
   end
   return true
 end
@@ -130,7 +131,8 @@ for i = 1, #online, 2 do
 end
 if redis.call('HLEN', K_SEATS) >= tonumber(ARGV[7]) then return {'full'} end
 if not redis.call('HGET', K_STATE, 'first') then
-  redis.call('HSET', K_STATE, 'first', tonumber(redis.call('HGET', K_STATE, 'seq') or '0') + 1)
+  local next = tonumber(redis.call('HGET', K_STATE, 'seq') or '0') + 1
+  redis.call('HSET', K_STATE, 'first', next, 'pfirst', next)
 end
 local id = 'm' .. redis.call('HINCRBY', K_STATE, 'ids', 1)
 redis.call('HSET', K_SEATS, id, ARGV[5])
@@ -198,18 +200,39 @@ if cid ~= '' then
   if n > keep then redis.call('ZREMRANGEBYRANK', seen, 0, n - keep - 1) end
   redis.call('PEXPIRE', seen, TTL)
 end
-redis.call('RPUSH', K_SIZES, size)
-local bytes = redis.call('HINCRBY', K_STATE, 'bytes', size)
-local first = tonumber(redis.call('HGET', K_STATE, 'first') or '1')
+-- The history is [first, seq]; the log keeps [pfirst, seq]: what left the
+-- history stays a while (LAG_MS, at most max(history, LAG_COUNT) messages and
+-- history_bytes more bytes) for the tails that lag behind. K_SIZES holds
+-- "bytes:ms" for each message in the log.
+local now = now_ms()
+redis.call('RPUSH', K_SIZES, size .. ':' .. now)
+local st = redis.call('HMGET', K_STATE, 'first', 'pfirst', 'bytes', 'sbytes')
+local first = tonumber(st[1] or '1')
+local pfirst = tonumber(st[2] or first)
+local bytes = tonumber(st[3] or '0') + size
+local sbytes = tonumber(st[4] or '0')
 local history, history_bytes = tonumber(ARGV[9]), tonumber(ARGV[10])
-local trimmed = false
 while seq - first + 1 > history or (bytes > history_bytes and seq - first + 1 > 1) do
-  bytes = redis.call('HINCRBY', K_STATE, 'bytes', -tonumber(redis.call('LPOP', K_SIZES)))
+  local item = redis.call('LINDEX', K_SIZES, first - pfirst)
+  local gone = tonumber(string.match(item, '^%d+'))
+  bytes = bytes - gone
+  sbytes = sbytes + gone
   first = first + 1
+end
+local slack = math.max(history, LAG_COUNT)
+local trimmed = false
+while pfirst < first do
+  local kept, at = string.match(redis.call('LINDEX', K_SIZES, 0), '^(%d+):(%d+)$')
+  if first - pfirst <= slack and sbytes <= history_bytes and tonumber(at) > now - LAG_MS then
+    break
+  end
+  redis.call('LPOP', K_SIZES)
+  sbytes = sbytes - tonumber(kept)
+  pfirst = pfirst + 1
   trimmed = true
 end
-redis.call('HSET', K_STATE, 'first', first)
-if trimmed then redis.call('XTRIM', K_LOG, 'MINID', first .. '-0') end
+redis.call('HSET', K_STATE, 'first', first, 'pfirst', pfirst, 'bytes', bytes, 'sbytes', sbytes)
+if trimmed then redis.call('XTRIM', K_LOG, 'MINID', pfirst .. '-0') end
 touch()
 return {'ok', seq}
 """

@@ -10,9 +10,12 @@ nine keys ``<prefix>room:<path>:<suffix>`` (see ``_redis_lua``):
 * ``log``: a Redis Stream, the room's ordered log. A message said in the
   room is the entry ``<seq>-0`` (its sequence number is the stream id); the
   presence events after it (joined, left) are ``<seq>-1``, ``<seq>-2``...
-  The log is the history (the oldest messages are trimmed past ``history``
-  messages or ``history_bytes`` bytes, counted as in a single process) and
-  the way messages travel between relays.
+  The log is the history (``[first, seq]``: ``history`` messages and
+  ``history_bytes`` bytes, counted as in a single process) and the way
+  messages travel between relays. What leaves the history stays in the
+  stream a while (10 s, at most ``max(history, 1000)`` messages and
+  ``history_bytes`` bytes more), so a tail that lags behind a fast room
+  still finds every message.
 * ``state`` (the last seq, member id counter, first kept seq, kept bytes),
   ``seats`` (member id -> name and meta), ``online`` (member id -> the
   connection holding it, ``<relay id>:<n>``), ``tokens`` / ``token_of``
