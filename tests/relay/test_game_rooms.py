@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -315,3 +316,28 @@ def test_invalid_game_registrations():
         Relay(games={"x/*": Counter})
     with pytest.raises(ValueError, match="echo mode"):
         Relay(echo=True, games={"/x/*": Counter})
+
+
+def test_the_guessing_game_of_docs_games_md():
+    """The thirty-line server of docs/games.md, as written there, played by two members."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "games.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.split("\nwith serve(", 1)[0]  # the class, not its serving loop
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/games.md", "exec"), namespace)
+    with serve(games={"/guess/*": namespace["Guess"]}) as relay:
+        url = f"{relay.url}/guess/t"
+        ann = Log("ann", url)
+        pump(lambda: ann.room.joined, ann)
+        bob, twin = Log("bob", url), Log("ann", url)
+        pump(lambda: bob.room.joined and twin.errors, ann, bob, twin)
+        assert twin.errors == [("join_refused", "that name is taken at this table")]
+        bob.room.send({"guess": 1})  # ann goes first
+        pump(lambda: {"error": "not your turn"} in bob.data, ann, bob)
+        room = game(relay, "/guess/t")
+        low = 1 if room.secret > 1 else 2
+        ann.room.send({"guess": low})
+        pump(lambda: any(isinstance(d, dict) and "hint" in d for d in bob.data), ann, bob)
+        bob.room.send({"guess": room.secret})
+        pump(lambda: {"winner": "bob"} in ann.data and {"winner": "bob"} in bob.data, ann, bob)
+        close_open()
