@@ -495,9 +495,13 @@ def test_demo_runs_offline_and_exits_0():
     result = wsloop("demo", timeout=90 * TIMEOUT_FACTOR)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    for trigger in ("on_opened", "on_text_message", "on_binary_message", "on_closed"):
+    for trigger in ("on_opened", "on_joined", "on_message", "on_reconnecting", "on_closed"):
         assert trigger in out
+    assert "REFUSED by the server: not your turn" in out
+    assert "*** the network drops Bob's connection" in out
+    assert "resumed as member m2" in out
     assert out.count("(clean)") == 2
+    assert "decided by the server" in out
     assert "both connections closed cleanly" in out
 
 

@@ -638,22 +638,42 @@ def _guard_options(args: argparse.Namespace) -> dict[str, Any] | str:
     }
     if args.exempt is not None:
         options["exempt_networks"] = [net for net in args.exempt if net]
+    if args.game:
+        games: dict[str, Any] = {}
+        for spec in args.game:
+            pattern, sep, target = spec.partition("=")
+            if not sep or not pattern or not target:
+                return f"--game expects PATTERN=MODULE:CLASS, not {spec!r}"
+            loaded = _load(target, "game room")
+            if isinstance(loaded, str):
+                return loaded
+            games[pattern] = loaded
+        options["games"] = games
     if args.auth:
         if token is not None:
             return "--auth and --token (or WSLOOP_TOKEN) cannot be used together"
-        module_name, _, attr = args.auth.partition(":")
-        if not module_name or not attr:
-            return f"--auth expects MODULE:FUNCTION, not {args.auth!r}"
-        import importlib
-
-        try:
-            hook = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            return f"cannot load the auth hook {args.auth!r}: {exc}"
+        hook = _load(args.auth, "auth hook")
+        if isinstance(hook, str):
+            return hook
         if not callable(hook):
             return f"the auth hook {args.auth!r} is not callable"
         options["auth"] = hook
     return options
+
+
+def _load(target: str, what: str) -> Any:
+    """``module:name`` imported (the current directory first); an error message if not."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        return f"the {what} must be given as MODULE:NAME, not {target!r}"
+    import importlib
+
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` would: your module beside you
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        return f"cannot load the {what} {target!r}: {exc}"
 
 
 async def _serve(relay: Relay, log: logging.Logger) -> int:
@@ -694,6 +714,8 @@ async def _serve(relay: Relay, log: logging.Logger) -> int:
         if relay.rate_bytes:
             rates.append(f"{relay.rate_bytes:g} B/s")
         details.append("per client " + " and ".join(rates))
+    if relay.games:
+        details.append("game rooms " + ", ".join(relay.games.classes))
     if relay.monitoring:
         details.append("/healthz /metrics /status")
     log.info("%s; Ctrl-C stops", "; ".join(details))
@@ -979,6 +1001,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NET",
         help="a network not counted against --max-per-address, such as your reverse proxy's "
         "(repeatable; replaces the default, loopback)",
+    )
+    serve.add_argument(
+        "--game",
+        action="append",
+        default=[],
+        metavar="PATTERN=MODULE:CLASS",
+        help="host authoritative rooms: paths matching PATTERN (such as '/ttt/*') run this "
+        "wsloop.relay.GameRoom subclass; '/ttt/' is quick match (repeatable)",
     )
     serve.add_argument(
         "--no-monitoring",

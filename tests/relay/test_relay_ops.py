@@ -334,7 +334,7 @@ def test_serve_with_an_auth_hook_module(tmp_path, monkeypatch):
     ("args", "message"),
     [
         (["--auth", "nomodule_here:x"], "cannot load the auth hook"),
-        (["--auth", "json"], "expects MODULE:FUNCTION"),
+        (["--auth", "json"], "must be given as MODULE:NAME"),
         (["--auth", "json:dumps", "--token", "t"], "cannot be used together"),
         (["--rate-messages", "-1"], "expected a positive number"),
         (["--exempt", "nonsense"], "not a network"),

@@ -18,6 +18,7 @@ protocol instead (presence, history, resume: ``docs/rooms.md``).
 from __future__ import annotations
 
 from ._guard import Handshake, Refuse
+from .game import GameRoom, JoinRefused
 from .rooms import ROOM_PROTOCOL, RoomConfig, RoomCore, Seat
 from .server import (
     DEFAULT_MAX_SIZE,
@@ -33,7 +34,9 @@ __all__ = [
     "DEFAULT_MAX_SIZE",
     "DEFAULT_PORT",
     "ROOM_PROTOCOL",
+    "GameRoom",
     "Handshake",
+    "JoinRefused",
     "Refuse",
     "Relay",
     "RelayError",

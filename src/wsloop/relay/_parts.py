@@ -41,6 +41,8 @@ class RelayStats:
     """Clients closed with 1008 for passing a rate limit."""
     refused: int = 0
     """Opening handshakes refused by the relay (auth, per-address limit, full, shutting down)."""
+    handler_errors: int = 0
+    """Exceptions raised by game-room code (logged; the relay went on)."""
 
 
 class _Message:

@@ -100,16 +100,26 @@ def encode(obj: dict[str, Any]) -> bytes:
 class Seat:
     """A member of a room: an id, a name, metadata, a token; a link while online."""
 
-    __slots__ = ("expiry", "id", "link", "meta", "name", "seen", "token")
+    __slots__ = ("expiry", "id", "identity", "link", "meta", "name", "seen", "token")
 
     def __init__(self, member_id: str, name: str, meta: Any) -> None:
         self.id = member_id
+        """The member id, kept across resumes."""
         self.name = name
+        """The name it joined with."""
         self.meta = meta
+        """The metadata it joined with (any JSON)."""
+        self.identity: Any = None
+        """What the relay's ``auth`` hook said of its connection (``None`` without one)."""
         self.token = secrets.token_urlsafe(24)
         self.link: Link | None = None
         self.expiry: asyncio.TimerHandle | None = None
         self.seen: OrderedDict[str, int] = OrderedDict()
+
+    @property
+    def online(self) -> bool:
+        """Whether a connection holds the seat now (else it is within its grace period)."""
+        return self.link is not None
 
     def describe(self) -> dict[str, Any]:
         """The member as the protocol shows it to others."""
@@ -122,12 +132,16 @@ class Seat:
 
 
 class _Entry:
-    __slots__ = ("frames", "seq", "size")
+    __slots__ = ("frames", "seq", "size", "to")
 
-    def __init__(self, seq: int, frames: tuple[tuple[bytes, bool], ...]) -> None:
+    def __init__(
+        self, seq: int, frames: tuple[tuple[bytes, bool], ...], to: str | None = None
+    ) -> None:
         self.seq = seq
         self.frames = frames
         self.size = sum(len(data) for data, _ in frames)
+        self.to = to
+        """The one member it is for (a room's private message), else ``None``: everyone."""
 
 
 class RoomCore:
@@ -170,12 +184,28 @@ class RoomCore:
         """A member said something; return ``False`` to drop it. Default: relay it."""
         return True
 
+    def admit(self, seat: Seat, link: Link) -> tuple[str, str] | None:
+        """A member asks to join as ``seat``: ``None`` admits it, else ``(code, message)``."""
+        return None
+
+    def on_drop(self, seat: Seat) -> None:
+        """A seat's connection is gone; it keeps its place for the grace period."""
+
+    @property
+    def capacity(self) -> int:
+        """Seats this room has, online or not (``max_members`` unless a subclass says)."""
+        return self.config.max_members
+
     # What the room knows.
 
     @property
     def history_size(self) -> tuple[int, int]:
         """Messages and payload bytes in the history now."""
         return len(self._history), self._history_bytes
+
+    def holds(self, token: str) -> bool:
+        """Whether a seat of this room has the resume token ``token``."""
+        return token in self._by_token
 
     @property
     def first_seq(self) -> int:
@@ -186,20 +216,14 @@ class RoomCore:
 
     def join(self, link: Link, name: str, meta: Any) -> Seat | None:
         """A new member; sends it ``welcome`` and the history, tells the others."""
-        if len(self.seats) >= self.config.max_members:
-            link.push(
-                encode(
-                    {
-                        "type": "error",
-                        "code": "room_full",
-                        "message": f"this room is full ({self.config.max_members} members)",
-                    }
-                ),
-                True,
-            )
-            return None
+        if len(self.seats) >= self.capacity:
+            return self._refuse(link, "room_full", f"this room is full ({self.capacity} members)")
         self._next_id += 1
         seat = Seat(f"m{self._next_id}", name, meta)
+        seat.identity = getattr(link, "identity", None)
+        refusal = self.admit(seat, link)
+        if refusal is not None:
+            return self._refuse(link, *refusal)
         self._broadcast_event({"type": "joined", "member": {**seat.describe(), "online": True}})
         self.seats[seat.id] = seat
         self._by_token[seat.token] = seat
@@ -207,6 +231,10 @@ class RoomCore:
         self._welcome(seat, resumed=False, since=self.first_seq - 1)
         self.on_join(seat, False)
         return seat
+
+    @staticmethod
+    def _refuse(link: Link, code: str, message: str) -> None:
+        link.push(encode({"type": "error", "code": code, "message": message}), True)
 
     def resume(self, link: Link, token: str, since: int) -> Seat | None:
         """Take a seat back by its token; ``None`` if the token is unknown."""
@@ -242,6 +270,7 @@ class RoomCore:
         if self.config.grace <= 0:
             self._forget(seat, "dropped")
             return
+        self.on_drop(seat)
         if self.config.announce_drops:
             self._broadcast_event(
                 {
@@ -309,25 +338,46 @@ class RoomCore:
             return
         if not self.on_message(seat, data, binary):
             return
+        self.publish(data, binary, sender=seat.id, client_id=client_id)
+        if client_id is not None:
+            self.settle(seat, client_id)
+
+    def settle(self, seat: Seat, client_id: str) -> None:
+        """Remember that ``client_id`` of ``seat`` was handled (as of the last seq)."""
+        seat.seen[client_id] = self.seq
+        if len(seat.seen) > self.config.dedupe:
+            seat.seen.popitem(last=False)
+
+    def publish(
+        self,
+        data: Any,
+        binary: bytes | None = None,
+        *,
+        sender: str = "room",
+        client_id: str | None = None,
+        to: Seat | None = None,
+    ) -> int:
+        """Number a message, keep it, push it to the online seats (or to ``to`` only).
+
+        ``sender`` is the member id shown in ``from``; ``"room"`` for the
+        room's own messages. Returns the message's sequence number.
+        """
         self.seq += 1
-        header: dict[str, Any] = {"type": "message", "seq": self.seq, "from": seat.id}
+        header: dict[str, Any] = {"type": "message", "seq": self.seq, "from": sender}
         if client_id is not None:
             header["id"] = client_id
-            seat.seen[client_id] = self.seq
-            if len(seat.seen) > self.config.dedupe:
-                seat.seen.popitem(last=False)
         if binary is not None:
             header["binary"] = len(binary)
             frames: tuple[tuple[bytes, bool], ...] = ((encode(header), True), (binary, False))
         else:
             header["data"] = data
             frames = ((encode(header), True),)
-        entry = _Entry(self.seq, frames)
-        self._keep(entry)
-        for other in tuple(self.seats.values()):
+        self._keep(_Entry(self.seq, frames, None if to is None else to.id))
+        for other in (to,) if to is not None else tuple(self.seats.values()):
             if other.link is not None:
                 for frame, text in frames:
                     other.link.push(frame, text)
+        return self.seq
 
     def _keep(self, entry: _Entry) -> None:
         history = self._history
@@ -342,7 +392,11 @@ class RoomCore:
         link = seat.link
         assert link is not None
         first = self.first_seq
-        replay = [entry for entry in self._history if entry.seq > since]
+        replay = [
+            entry
+            for entry in self._history
+            if entry.seq > since and (entry.to is None or entry.to == seat.id)
+        ]
         welcome = {
             "type": "welcome",
             "member": seat.id,

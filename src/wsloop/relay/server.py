@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import hmac
 import inspect
+import json
 import logging
 import threading
 import time
@@ -48,11 +49,12 @@ from ._errors import RelayError
 from ._guard import LOOPBACK, Handshake, RateLimit, Refuse, exempt, networks, shared_secret
 from ._parts import RelayStats, _first_line, _Member, _Message, _peer, _room_of
 from ._session import RoomSession
+from .game import GameRoom, Games, _GameCore
 from .rooms import ROOM_PROTOCOL, RoomConfig, RoomCore
 
 if TYPE_CHECKING:
     import ssl as _ssl
-    from collections.abc import Callable, Coroutine, Sequence
+    from collections.abc import Callable, Coroutine, Mapping, Sequence
     from types import TracebackType
 
     from websockets.http11 import Request, Response
@@ -101,11 +103,18 @@ DEFAULT_MAX_PER_ADDRESS = 100
 class _MemberLink:
     """A relay member as the room core sees it (a :class:`~wsloop.relay.rooms.Link`)."""
 
-    __slots__ = ("member", "relay")
+    __slots__ = ("member", "placed", "relay")
 
     def __init__(self, relay: Relay, member: _Member) -> None:
         self.relay = relay
         self.member = member
+        self.placed: _GameCore | None = None
+        """The game room quick match put this connection in, until it joins or resumes."""
+
+    @property
+    def identity(self) -> Any:
+        """What the relay's ``auth`` hook said of this connection."""
+        return self.member.identity
 
     def push(self, data: bytes, text: bool) -> None:
         self.relay._enqueue(self.member, _Message(data, text))
@@ -124,6 +133,56 @@ class _MemberLink:
                 async with asyncio.timeout(self.relay.close_timeout):
                     await member.idle.wait()
         await self.relay._close_member(member, code, reason)
+
+
+class _MatchSession(RoomSession):
+    """A quick-match connection: placed in a room at the handshake, or resumed anywhere.
+
+    A resume names its seat by token, and the seat may be in any room of the
+    class: the session moves to that room before the resume is handled.
+    """
+
+    def __init__(
+        self, link: _MemberLink, core: RoomCore, config: RoomConfig, relay: Relay
+    ) -> None:
+        super().__init__(link, core, config)
+        self.relay = relay
+        self.placement = link
+
+    def handle(self, message: str | bytes) -> None:
+        link = self.placement
+        placed = link.placed
+        if placed is not None and isinstance(message, str):
+            home = self._home(placed, message)
+            if home is not None and home is not placed:
+                self.relay._unplace(link)
+                self._core = home
+        super().handle(message)
+        if link.placed is not None and self.seat is not None:
+            link.placed.pending -= 1  # joined (or resumed) where it was placed
+            link.placed = None
+
+    def _home(self, placed: _GameCore, message: str) -> RoomCore | None:
+        """For a resume: the room of the placed room's class that holds the token."""
+        if '"resume"' not in message:
+            return None
+        try:
+            obj = json.loads(message)
+        except ValueError:
+            return None
+        if not isinstance(obj, dict) or obj.get("type") != "resume":
+            return None
+        token = obj.get("token")
+        if not isinstance(token, str):
+            return None
+        for core in self.relay._cores.values():
+            if (
+                isinstance(core, _GameCore)
+                and core.room_class is placed.room_class
+                and core.holds(token)
+            ):
+                return core
+        return None
 
 
 class Relay:
@@ -178,6 +237,9 @@ class Relay:
             connects from for all of its clients.
         monitoring: serve ``/metrics`` and ``/status`` (``/healthz`` is
             always served).
+        games: authoritative rooms: :class:`~wsloop.relay.GameRoom`
+            subclasses by path pattern (``{"/ttt/*": TicTacToe}``). Their
+            clients speak the room protocol; ``/ttt/`` is quick match.
     """
 
     def __init__(
@@ -213,6 +275,8 @@ class Relay:
         exempt_networks: Sequence[str] = LOOPBACK,
         # Operations
         monitoring: bool = True,
+        # Authoritative rooms
+        games: Mapping[str, type[GameRoom]] | None = None,
     ) -> None:
         if isinstance(protocols, str):
             raise TypeError("protocols must be a sequence of names, not a str")
@@ -230,6 +294,9 @@ class Relay:
             raise ValueError("close_timeout must be positive")
         if echo and redis_url:
             raise ValueError("echo mode answers each client alone: it cannot use Redis")
+        self.games = Games(games or {})
+        if echo and self.games:
+            raise ValueError("echo mode answers each client alone: it cannot host game rooms")
         if auth is not None and token is not None:
             raise ValueError("give auth or token, not both (a hook can check a token itself)")
         if token is not None and not token:
@@ -274,6 +341,7 @@ class Relay:
         self._bytes_out = 0
         self._rate_limited = 0
         self._refused = 0
+        self._handler_errors = 0
         self._cores: dict[str, RoomCore] = {}
         self.failure: str | None = None
         """Why the relay stopped by itself (its Redis link failed), else ``None``."""
@@ -443,6 +511,7 @@ class Relay:
             bytes_out=self._bytes_out,
             rate_limited=self._rate_limited,
             refused=self._refused,
+            handler_errors=self._handler_errors,
         )
 
     def room_size(self, room: str) -> int:
@@ -460,19 +529,57 @@ class Relay:
         return self._cores.get(name)
 
     def _session(self, member: _Member) -> RoomSession:
+        link = _MemberLink(self, member)
+        game = self.games.match(member.room)
+        if game is not None:  # a game room lives in this process, Redis or not
+            cls, quick = game
+            name = member.room
+            if quick:
+                name, _ = Games.quick_match(self._cores, member.room, cls)
+            core = self._core(name, cls)
+            if quick:
+                assert isinstance(core, _GameCore)
+                core.pending += 1
+                link.placed = core
+                return _MatchSession(link, core, self.rooms, self)
+            return RoomSession(link, core, self.rooms)
         if self._room_store is not None:
-            return self._room_store.session(_MemberLink(self, member), member.room)
-        core = self._cores.get(member.room)
+            return self._room_store.session(link, member.room)
+        return RoomSession(link, self._core(member.room, None), self.rooms)
+
+    def _core(self, name: str, cls: type[GameRoom] | None) -> RoomCore:
+        core = self._cores.get(name)
         if core is None:
-            core = RoomCore(
-                member.room, self.rooms, asyncio.get_running_loop(), on_empty=self._drop_core
-            )
-            self._cores[member.room] = core
-        return RoomSession(_MemberLink(self, member), core, self.rooms)
+            loop = asyncio.get_running_loop()
+            if cls is None:
+                core = RoomCore(name, self.rooms, loop, on_empty=self._drop_core)
+            else:
+                core = _GameCore(
+                    name,
+                    self.rooms,
+                    loop,
+                    cls,
+                    on_empty=self._drop_core,
+                    on_error=self._game_error,
+                )
+            self._cores[name] = core
+        return core
+
+    def _game_error(self) -> None:
+        self._handler_errors += 1
 
     def _drop_core(self, core: RoomCore) -> None:
         if self._cores.get(core.name) is core:
             del self._cores[core.name]
+            core.close()
+
+    def _unplace(self, link: _MemberLink) -> None:
+        """A quick-match connection leaves the room it was placed in without joining."""
+        core, link.placed = link.placed, None
+        if core is not None:
+            core.pending -= 1
+            if not core.seats and core.pending <= 0:
+                self._drop_core(core)
 
     # The handshake.
 
@@ -485,6 +592,12 @@ class Relay:
     ) -> Subprotocol | None:
         if not offered:
             return None
+        if self.games and self.games.match(_room_of(conn.request)) is not None:  # type: ignore[arg-type]
+            if ROOM_PROTOCOL not in offered:
+                raise NegotiationError(
+                    f"this path is a game room: ask for the {ROOM_PROTOCOL} subprotocol"
+                )
+            return self._subprotocol(ROOM_PROTOCOL)
         if ROOM_PROTOCOL in offered and not self.echo:
             return self._subprotocol(ROOM_PROTOCOL)
         if not self.protocols:
@@ -562,6 +675,17 @@ class Relay:
             logger.info("! %s refused %s: HTTP 429 (%d from its address)", peer, room, limit)
             return conn.respond(
                 429, f"Too many connections from your address ({limit}); close some first.\n"
+            )
+        if (
+            self.games
+            and self.games.match(room) is not None
+            and response.headers.get("Sec-WebSocket-Protocol") != ROOM_PROTOCOL
+        ):
+            self._refused += 1
+            return conn.respond(
+                400,
+                f"This path is a game room: connect with the {ROOM_PROTOCOL} subprotocol "
+                "(see docs/rooms.md).\n",
             )
         member = _Member(conn, room, peer)
         member.identity = identity
@@ -763,6 +887,15 @@ class Relay:
         member.queued_bytes = 0
         member.wakeup.set()
         self._members.pop(member.conn, None)
+        session = member.session
+        if session is not None:
+            link = session.link
+            if isinstance(link, _MemberLink) and link.placed is not None:
+                self._unplace(link)
+            core: RoomCore | None = session._core  # None: a room kept in Redis
+            idle = core is not None and not core.seats and not getattr(core, "pending", 0)
+            if idle and core is not None and self._cores.get(core.name) is core:
+                self._drop_core(core)  # nobody ever joined it
         address = member.address
         if address:
             left = self._per_address.get(address, 1) - 1
