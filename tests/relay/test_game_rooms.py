@@ -221,6 +221,7 @@ def test_quick_match_fills_rooms_in_turn_and_resume_finds_the_seat(relay):
     proxy.cut()
     pump(lambda: all(log.room.resumed and log.room.ws.is_open for log in logs), *logs)
     assert [log.room.member_id for log in logs] == seats
+    assert relay.stats.resumes == 4
     assert relay.call(lambda: sorted(relay.relay._cores)) == names  # no room made by the resumes
     proxy.close()
 

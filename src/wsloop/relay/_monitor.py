@@ -17,7 +17,8 @@ path still gets ``426 Upgrade Required``).
   their counters. Every value is read from the relay when scraped; nothing
   is updated per message but plain integers.
 * ``/status`` is a page for a person: totals, rates over the last few
-  seconds and the rooms with their member counts. It reloads itself;
+  seconds and the rooms with their member counts (for rooms kept in Redis,
+  the members connected to this process). It reloads itself;
   ``/status.json`` is the same data for scripts.
 
 Room names can say more than a relay's owner wants public, so ``/metrics``
@@ -104,9 +105,17 @@ def snapshot(relay: Relay) -> dict[str, Any]:
         rooms.append({"room": name, "protocol": "plain", "members": len(members), "online": None})
     for name, core in relay._cores.items():
         online = sum(1 for seat in core.seats.values() if seat.link is not None)
+        kind = "game" if hasattr(core, "game") else "room"
         rooms.append(
-            {"room": name, "protocol": "room", "members": len(core.seats), "online": online}
+            {"room": name, "protocol": kind, "members": len(core.seats), "online": online}
         )
+    store = relay._room_store
+    if store is not None:  # rooms kept in Redis: what this process holds of them
+        for name, shared in store.rooms.items():
+            here = len(shared.locals)
+            rooms.append(
+                {"room": name, "protocol": "room, Redis", "members": here, "online": here}
+            )
     rooms.sort(key=lambda r: (-int(r["members"]), str(r["room"])))
     return {
         "version": __version__,
@@ -122,6 +131,8 @@ def snapshot(relay: Relay) -> dict[str, Any]:
         "rate_out": round(rate_out, 1),
         "slow_consumers": stats.slow_consumers,
         "rate_limited": stats.rate_limited,
+        "resumes": stats.resumes,
+        "handler_errors": stats.handler_errors,
         "refused": stats.refused,
         "queued_bytes": stats.queued_bytes,
         "room_list": rooms[:200],
@@ -149,6 +160,8 @@ def _status_page(data: dict[str, Any], query: str) -> bytes:
         ("messages out", data["messages_out"]),
         ("slow consumers", data["slow_consumers"]),
         ("rate limited", data["rate_limited"]),
+        ("resumes", data["resumes"]),
+        ("room code errors", data["handler_errors"]),
     ]
     tiles = "".join(
         f'<div class=tile><div class=v id="{html.escape(k.replace(" ", "_").replace("/", ""))}">'
@@ -213,6 +226,8 @@ def _metrics(relay: Relay) -> Response:
                 ("bytes_out", "Payload bytes written to clients"),
                 ("slow_consumers", "Clients closed because their send queue overflowed"),
                 ("rate_limited", "Clients closed for passing a rate limit"),
+                ("resumes", "Room-protocol seats taken back by a resume"),
+                ("handler_errors", "Exceptions raised by game-room code"),
                 ("refused", "Handshakes refused (auth, limits, full)"),
             ):
                 yield CounterMetricFamily(f"wsloop_relay_{name}", doc, value=data[name])

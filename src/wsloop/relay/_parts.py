@@ -43,6 +43,8 @@ class RelayStats:
     """Opening handshakes refused by the relay (auth, per-address limit, full, shutting down)."""
     handler_errors: int = 0
     """Exceptions raised by game-room code (logged; the relay went on)."""
+    resumes: int = 0
+    """Room-protocol seats taken back by a resume on this relay."""
 
 
 class _Message:

@@ -319,6 +319,7 @@ class RedisRoomSession(RoomSession):
                 self.seat = None
             self._resume_failed()
             return
+        self._resumed()
         await self._seated(seat, reply, local, resumed=True)
 
     async def _seated(self, seat: Seat, reply: Any, local: _Local, *, resumed: bool) -> None:

@@ -206,7 +206,15 @@ class RoomSession:
         seat = self.core.resume(self.link, token, since)
         if seat is None:
             self._resume_failed()
+        else:
+            self._resumed()
         self.seat = seat
+
+    def _resumed(self) -> None:
+        """A seat was taken back: counted by a link that counts (the relay's)."""
+        count = getattr(self.link, "count_resume", None)
+        if count is not None:
+            count()
 
     def _do_say(self, seat: Seat, client_id: str | None, data: Any, binary: bytes | None) -> None:
         self.core.say(seat, client_id, data, binary)

@@ -116,6 +116,10 @@ class _MemberLink:
         """What the relay's ``auth`` hook said of this connection."""
         return self.member.identity
 
+    def count_resume(self) -> None:
+        """A room-protocol seat was taken back on this connection."""
+        self.relay._resumes += 1
+
     def push(self, data: bytes, text: bool) -> None:
         self.relay._enqueue(self.member, _Message(data, text))
 
@@ -342,6 +346,7 @@ class Relay:
         self._rate_limited = 0
         self._refused = 0
         self._handler_errors = 0
+        self._resumes = 0
         self._cores: dict[str, RoomCore] = {}
         self.failure: str | None = None
         """Why the relay stopped by itself (its Redis link failed), else ``None``."""
@@ -512,6 +517,7 @@ class Relay:
             rate_limited=self._rate_limited,
             refused=self._refused,
             handler_errors=self._handler_errors,
+            resumes=self._resumes,
         )
 
     def room_size(self, room: str) -> int:
