@@ -435,14 +435,20 @@ def _positive_int(value: str) -> int:
     return number
 
 
-def _seconds(value: str) -> float:
+def _number(value: str, what: str, *, zero: bool = False) -> float:
+    """A positive number of ``what`` (or 0 too, with ``zero``); NaN and inf are refused."""
     try:
         number = float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, not {value!r}") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {value}")
+        raise argparse.ArgumentTypeError(f"expected {what}, not {value!r}") from None
+    if not (number >= 0 if zero else number > 0) or number == float("inf"):
+        least = "0 or more" if zero else "a positive number of"
+        raise argparse.ArgumentTypeError(f"expected {least} {what}, not {value}")
     return number
+
+
+def _seconds(value: str) -> float:
+    return _number(value, "seconds")
 
 
 def _size(value: str) -> int:
@@ -479,23 +485,11 @@ def _size_or_off(value: str) -> int:
 
 
 def _grace(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, not {value!r}") from None
-    if not number >= 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more seconds, not {value}")
-    return number
+    return _number(value, "seconds", zero=True)
 
 
 def _rate(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected messages per second, not {value!r}") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive rate, not {value}")
-    return number
+    return _number(value, "messages per second")
 
 
 # The --room-* options of wsloop serve: (flag, RoomConfig field, type, metavar, help).
