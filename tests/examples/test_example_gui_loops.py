@@ -1,9 +1,17 @@
-"""examples/tkinter/tk_chat.py, run headless under Xvfb against the echo server."""
+"""The GUI-loop chat examples (Qt, Tk), each run headless against the echo server.
+
+Both watch the socket with the toolkit's own machinery (a ``QSocketNotifier``,
+Tk's ``createfilehandler``) and time the keepalive and the connect timeout
+with one single-shot timer at ``ws.timeout()``, so the battery checks the
+same things of both: the echoes reach the window, a large send waits in the
+buffer and is written when the socket is ready, idle seconds cost a handful
+of ``poll()`` calls, and a server that never answers the handshake costs two.
+"""
 
 from __future__ import annotations
 
 import importlib.util
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import pytest
 from example_helpers import run_example
@@ -11,32 +19,54 @@ from example_helpers import run_example
 if TYPE_CHECKING:
     from example_helpers import EchoServer
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("tkinter") is None, reason="this Python has no tkinter"
-)
+
+class Gui(NamedTuple):
+    example: str
+    label: str
+    module: str
+    env: dict[str, str]
 
 
-def test_tk_chat_self_test(busy_echo_server: EchoServer, xvfb_display: str) -> None:
-    run = run_example(
-        "tkinter/tk_chat.py",
-        busy_echo_server.url("/room/tk"),
-        "--self-test",
-        env={"DISPLAY": xvfb_display},
-    )
+GUIS = [
+    Gui("qt/qt_chat.py", "Qt", "PySide6.QtWidgets", {"QT_QPA_PLATFORM": "offscreen"}),
+    Gui("tkinter/tk_chat.py", "Tk", "tkinter", {}),
+]
+
+
+@pytest.fixture(params=GUIS, ids=[gui.label for gui in GUIS])
+def gui(request: pytest.FixtureRequest) -> tuple[Gui, dict[str, str]]:
+    spec: Gui = request.param
+    try:
+        found = importlib.util.find_spec(spec.module) is not None
+    except ModuleNotFoundError:  # the parent package is missing
+        found = False
+    if not found:
+        pytest.skip(f"{spec.module} is not available")
+    if spec.label == "Tk":  # Tk needs an X display; Qt has its offscreen platform
+        return spec, {"DISPLAY": request.getfixturevalue("xvfb_display")}
+    return spec, spec.env
+
+
+def test_self_test_echoes_and_idles_cheaply(
+    gui: tuple[Gui, dict[str, str]], busy_echo_server: EchoServer
+) -> None:
+    spec, env = gui
+    path = f"/room/{spec.label.lower()}"
+    run = run_example(spec.example, busy_echo_server.url(path), "--self-test", env=env)
     assert run.returncode == 0, run
     report = run.report()
     assert report["ok"] is True, run
 
-    # The echoes went through the Tk loop into the Text widget.
+    # The echoes went through the toolkit's loop into the window.
     log = report["log"]
     assert isinstance(log, list)
-    assert "< hello from Tk" in log, log
+    assert f"< hello from {spec.label}" in log, log
     assert "< ünïcödé ✓ 🐍" in log, log
     received_big = [line for line in log if line.startswith("< ") and "characters]" in line]
     assert received_big, log
     assert log[-1] == "* closed: 1000", log
 
-    # A large send did wait in the buffer, and the watcher got it written.
+    # A large send did wait in the buffer, and the socket watcher got it written.
     assert isinstance(report["buffered"], int) and report["buffered"] > 0, report
 
     # Two idle seconds, open: the socket is watched, not polled on a timer (a
@@ -51,24 +81,22 @@ def test_tk_chat_self_test(busy_echo_server: EchoServer, xvfb_display: str) -> N
 
     # The server's side of the story.
     conn = busy_echo_server.only_connection()
-    assert conn.path == "/room/tk"
-    assert conn.messages[:2] == ["hello from Tk", "ünïcödé ✓ 🐍"]
+    assert conn.path == path
+    assert conn.messages[:2] == [f"hello from {spec.label}", "ünïcödé ✓ 🐍"]
     assert conn.close_code == 1000
 
 
-def test_tk_chat_connect_phase_polls_little(silent_server_url: str, xvfb_display: str) -> None:
+def test_the_connect_phase_polls_little(
+    gui: tuple[Gui, dict[str, str]], silent_server_url: str
+) -> None:
     # The server accepts the TCP connection and never answers the handshake,
     # so the window stays in the connect phase until --connect-timeout
     # expires. Meanwhile the socket is watched and the timeout is one
     # single-shot timer at ws.timeout(): two poll() calls in all (TCP
     # connected, time is up), where a 25 ms timer would make 60.
+    spec, env = gui
     run = run_example(
-        "tkinter/tk_chat.py",
-        silent_server_url,
-        "--self-test",
-        "--connect-timeout",
-        "1.5",
-        env={"DISPLAY": xvfb_display},
+        spec.example, silent_server_url, "--self-test", "--connect-timeout", "1.5", env=env
     )
     assert run.returncode == 1, run
     report = run.report()
