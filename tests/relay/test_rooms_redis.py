@@ -396,3 +396,34 @@ def test_a_relay_that_stops_or_dies_its_members_resume_on_the_other(redis_server
         proxy.close()
         one.stop()
         two.stop()
+
+
+def test_a_hung_relay_loses_its_seats_to_the_lease_and_its_members_resume(redis_server, tmp_path):
+    one = RelayProcess(["--redis", redis_server.url], tmp_path / "one.log")
+    two = RelayProcess(["--redis", redis_server.url], tmp_path / "two.log")
+    a = Log(Room(WebSocket(reconnect=FAST), "ann"))
+    b = Log(Room(WebSocket(), "bob"))
+    try:
+        a.room.connect(f"{one.url}/room/hung")
+        b.room.connect(f"{two.url}/room/hung")
+        poll_rooms(lambda: a.joined and b.joined and len(a.room.members) == 2, a, b)
+        ann = a.room.member_id
+        one.proc.send_signal(signal.SIGSTOP)  # hung: its lease in Redis runs out
+        try:
+            b.room.send("while one hangs")
+            poll_rooms(lambda: (ann, "dropped") in b.member_left, b)  # reaped by relay two
+            assert not b.room.members[ann].online
+        finally:
+            one.proc.send_signal(signal.SIGCONT)
+        # Relay one wakes up, sees that its seat was taken from it, closes a with
+        # 1011; a resumes (on relay one again) and gets what it missed.
+        poll_rooms(lambda: len(a.joined) == 2 and a.data == ["while one hangs"], a, b)
+        assert a.joined == [False, True] and a.room.member_id == ann
+        poll_rooms(lambda: b.member_joined[-1:] == [("ann", True)], a, b)
+        a.room.send("back")
+        poll_rooms(lambda: b.data == ["while one hangs", "back"], a, b)
+        assert "1011 'the relay lost its seat in Redis: resume'" in one.log()
+    finally:
+        close_rooms(a, b)
+        one.stop()
+        two.stop()
