@@ -321,11 +321,7 @@ def test_invalid_game_registrations():
 
 def test_the_guessing_game_of_docs_games_md():
     """The thirty-line server of docs/games.md, as written there, played by two members."""
-    text = (Path(__file__).resolve().parents[2] / "docs" / "games.md").read_text()
-    code = text.split("```python\n", 1)[1].split("```", 1)[0]
-    code = code.split("\nwith serve(", 1)[0]  # the class, not its serving loop
-    namespace: dict[str, Any] = {}
-    exec(compile(code, "docs/games.md", "exec"), namespace)
+    namespace = _snippet("docs/games.md", "class Guess(GameRoom)")
     with serve(games={"/guess/*": namespace["Guess"]}) as relay:
         url = f"{relay.url}/guess/t"
         ann = Log("ann", url)
@@ -341,4 +337,28 @@ def test_the_guessing_game_of_docs_games_md():
         pump(lambda: any(isinstance(d, dict) and "hint" in d for d in bob.data), ann, bob)
         bob.room.send({"guess": room.secret})
         pump(lambda: {"winner": "bob"} in ann.data and {"winner": "bob"} in bob.data, ann, bob)
+        close_open()
+
+
+def _snippet(path: str, marker: str) -> dict[str, Any]:
+    """Run the Python block of a document that contains ``marker``, up to its ``with serve``."""
+    text = (Path(__file__).resolve().parents[2] / path).read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    code = next(b for b in blocks if marker in b).split("\nwith serve(", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, path, "exec"), namespace)
+    return namespace
+
+
+def test_the_counter_of_the_readme():
+    counter = _snippet("README.md", "class Counter(GameRoom)")["Counter"]
+    with serve(games={"/count/*": counter}) as relay:
+        url = f"{relay.url}/count/readme"
+        ann, bob = Log("ann", url), Log("bob", url)
+        pump(lambda: ann.room.joined and bob.room.joined, ann, bob)
+        ann.room.send(3)
+        bob.room.send(7)
+        pump(lambda: {"error": "add 1, 2 or 3"} in bob.data, ann, bob)
+        pump(lambda: {"total": 3, "by": "ann"} in bob.data, ann, bob)
+        assert {"error": "add 1, 2 or 3"} not in ann.data
         close_open()
