@@ -16,6 +16,7 @@ from ..exceptions import ConnectError, ConnectionClosedError, ProxyError, Timeou
 
 if TYPE_CHECKING:
     from .._url import URL
+    from ..sansio import Session
     from ._proxy import Proxy
     from .base import Config
 
@@ -25,6 +26,7 @@ __all__ = [
     "connect_timeout",
     "connection_lost",
     "describe_os_error",
+    "end_on_transport_error",
     "proxy_connect_error",
     "proxy_lost",
     "proxy_resolve_error",
@@ -259,3 +261,18 @@ def connection_lost(exc: BaseException) -> ConnectionClosedError:
 def connect_timeout(phase: str, seconds: float | None) -> TimeoutError:
     """``connect_timeout`` expired during ``phase`` (a key of the phase table)."""
     return TimeoutError(f"connect ({_PHASES.get(phase, phase)})", seconds or 0.0)
+
+
+def end_on_transport_error(session: Session, exc: BaseException) -> None:
+    """End ``session`` because the transport broke with ``exc`` (a reset, a broken pipe).
+
+    Once both close frames were exchanged, RFC 6455 section 7.1.4 counts
+    the closing handshake as complete: how TCP ends after that (a FIN, or a
+    reset as Twisted-based servers send) changes nothing, and the close is
+    clean, with the server's code and reason and no error. Before that, the
+    connection was lost: an error with close code 1006.
+    """
+    if session.close_handshake_done:
+        session.receive_eof()
+    else:
+        session.abort(connection_lost(exc))

@@ -62,7 +62,7 @@ from ..sansio import Session, State
 from ._common import (
     connect_error,
     connect_timeout,
-    connection_lost,
+    end_on_transport_error,
     proxy_connect_error,
     proxy_lost,
     proxy_resolve_error,
@@ -661,7 +661,7 @@ class AsyncioDriver:
                 self._flush(session)
             else:
                 self._held.clear()
-                session.abort(connection_lost(exc))
+                end_on_transport_error(session, exc)
                 self._flush(session)
         # Before the "ws" phase the connecting task sees the failure and reports it.
         self._notify()

@@ -52,7 +52,7 @@ from ..sansio import Session, State
 from ._common import (
     connect_error,
     connect_timeout,
-    connection_lost,
+    end_on_transport_error,
     proxy_connect_error,
     proxy_lost,
     proxy_resolve_error,
@@ -811,7 +811,10 @@ class PollDriver(BaseDriver):
             # make the first write fail before a read would have shown it.
             self._fail(tls_error(url, self._tls_alert(exc)))
             return
-        self._fail(connection_lost(exc))
+        assert session is not None
+        end_on_transport_error(session, exc)
+        self._teardown()
+        self._collect()
 
     def _tls_alert(self, exc: ssl.SSLError) -> ssl.SSLError:
         """The server's alert, if one waits to be read, else ``exc``."""
