@@ -10,7 +10,7 @@ NODE_STAMP := $(NODE_DIR)/node_modules/.installed-stamp
 BROWSER_DIR := tests/browser
 BROWSER_STAMP := $(BROWSER_DIR)/node_modules/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest conformance conformance-quick install clean \
+.PHONY: demo test lint typecheck pytest conformance conformance-quick conformance-server install clean \
 	bench bench-quick bench-smoke test-browser
 
 install: $(STAMP) $(NODE_STAMP) $(BROWSER_STAMP)
@@ -53,10 +53,19 @@ test-browser: $(STAMP) $(BROWSER_STAMP)
 # (9 to 13 minutes a driver on 2 cores: the compression groups 12 and 13 dominate).
 CONFORMANCE_DRIVERS := poll thread asyncio
 
+# The relay's server cases (compliance/run_server.py, about 6 minutes) run in
+# parallel with the client drivers' loop, on the other core.
 conformance: $(STAMP)
-	set -e; for driver in $(CONFORMANCE_DRIVERS); do \
-		$(BIN)/python compliance/run.py --driver $$driver; \
-	done
+	set -e; mkdir -p reports; \
+	$(BIN)/python compliance/run_server.py > reports/conformance-server.log 2>&1 & server=$$!; \
+	for driver in $(CONFORMANCE_DRIVERS); do \
+		$(BIN)/python compliance/run.py --driver $$driver || { wait $$server; exit 1; }; \
+	done; \
+	status=0; wait $$server || status=$$?; cat reports/conformance-server.log; exit $$status
+
+# Every Autobahn server case against wsloop serve --echo.
+conformance-server: $(STAMP)
+	$(BIN)/python compliance/run_server.py
 
 # The quick day-to-day subset: everything but the compression groups.
 conformance-quick: $(STAMP)

@@ -13,7 +13,9 @@ Adjustments, each with its reason:
   requested subprotocols; websockets accepts a missing header.
 * **A close frame wins over an unfinished fragmented message.** RFC 6455
   section 5.5.1 lets a close frame arrive between fragments and its closing
-  handshake proceeds; websockets answers 1002 (Autobahn case 7.1.5).
+  handshake proceeds; websockets answers 1002 (Autobahn case 7.1.5). The
+  relay's server protocol makes the same adjustment through
+  :func:`close_ends_fragmented_message`.
 * **Data frames may be parsed by the caller.** While the connection is open
   and no extension is in use, :class:`wsloop.sansio.Session` reads plain
   data frames itself and feeds the engine the rest from a frame boundary
@@ -64,6 +66,7 @@ __all__ = [
     "PONG",
     "TEXT",
     "Engine",
+    "close_ends_fragmented_message",
     "map_engine_exceptions",
 ]
 
@@ -84,6 +87,20 @@ E_CLOSED = int(_EngineState.CLOSED)
 logger = logging.getLogger("wsloop.client")
 
 
+def close_ends_fragmented_message(protocol: Protocol, frame: Frame) -> None:
+    """Let a close frame that arrives between fragments close cleanly.
+
+    RFC 6455 5.4: "Control frames MAY be injected in the middle of a
+    fragmented message." A close frame ends the connection, so the
+    unfinished message is abandoned and the closing handshake proceeds; the
+    engine would answer 1002 "incomplete fragmented message" (Autobahn case
+    7.1.5). Call it first in ``recv_frame`` of a protocol subclass, client
+    or server (the relay's :mod:`wsloop.relay._conn` does).
+    """
+    if frame.opcode is Opcode.CLOSE:
+        protocol.current_size = None
+
+
 class _StrictClientProtocol(ClientProtocol):
     """ClientProtocol with the adjustments listed in the module docstring."""
 
@@ -99,12 +116,8 @@ class _StrictClientProtocol(ClientProtocol):
         return subprotocol
 
     def recv_frame(self, frame: Frame) -> None:
-        # RFC 6455 5.4: "Control frames MAY be injected in the middle of a
-        # fragmented message." A close frame ends the connection, so the
-        # unfinished message is abandoned and the closing handshake proceeds.
-        if frame.opcode is Opcode.CLOSE:
-            self.current_size = None
-        elif frame.opcode is Opcode.PING and self.coalesce_pongs:
+        close_ends_fragmented_message(self, frame)
+        if frame.opcode is Opcode.PING and self.coalesce_pongs:
             # RFC 6455 5.5.3 allows answering only the latest of several
             # pings: while the send buffer is backed up, one pong per batch
             # of received bytes (Engine.receive_data), so a ping storm cannot

@@ -592,10 +592,12 @@ def _run_serve(args: argparse.Namespace) -> int:
             protocols=args.protocol,
             allowed_origins=args.allow_origin or None,
             max_size=args.max_size,
+            max_fragments=args.max_fragments,
             max_connections=args.max_connections,
             send_queue=args.send_queue,
             send_queue_bytes=args.send_queue_bytes,
             ping_interval=args.ping_interval or None,
+            open_timeout=args.open_timeout,
             ssl=context,
             redis_url=args.redis,
             redis_prefix=args.redis_prefix,
@@ -695,7 +697,7 @@ async def _serve(relay: Relay, log: logging.Logger) -> int:
         details.append("subprotocols " + ", ".join(relay.protocols))
     if relay.allowed_origins:
         details.append("origins " + ", ".join(relay.allowed_origins))
-    details.append(f"max message {relay.max_size} bytes")
+    details.append(f"max message {relay.max_size} bytes in {relay.max_fragments} fragments")
     details.append(f"max {relay.max_connections} connections")
     if relay.token is not None:
         details.append("token required")
@@ -758,7 +760,13 @@ class _Exit(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     from .relay import DEFAULT_MAX_SIZE, DEFAULT_PORT, RoomConfig
-    from .relay.server import DEFAULT_MAX_PER_ADDRESS, DEFAULT_RATE_BYTES, DEFAULT_RATE_MESSAGES
+    from .relay.server import (
+        DEFAULT_MAX_FRAGMENTS,
+        DEFAULT_MAX_PER_ADDRESS,
+        DEFAULT_OPEN_TIMEOUT,
+        DEFAULT_RATE_BYTES,
+        DEFAULT_RATE_MESSAGES,
+    )
 
     parser = _Parser(
         prog="wsloop",
@@ -894,6 +902,14 @@ def _parser() -> argparse.ArgumentParser:
         help="largest message a client may send; larger closes it with 1009 (default 1m)",
     )
     serve.add_argument(
+        "--max-fragments",
+        type=_positive_int,
+        default=DEFAULT_MAX_FRAGMENTS,
+        metavar="N",
+        help="most frames one message may be split into; more closes it with 1009 "
+        f"(default {DEFAULT_MAX_FRAGMENTS})",
+    )
+    serve.add_argument(
         "--max-connections",
         type=_positive_int,
         default=1000,
@@ -921,6 +937,14 @@ def _parser() -> argparse.ArgumentParser:
         default=20.0,
         metavar="SECONDS",
         help="keepalive ping interval; 0 disables (default 20)",
+    )
+    serve.add_argument(
+        "--open-timeout",
+        type=_seconds,
+        default=DEFAULT_OPEN_TIMEOUT,
+        metavar="SECONDS",
+        help="time a client has to finish its opening handshake before it is dropped "
+        f"(default {DEFAULT_OPEN_TIMEOUT:g})",
     )
     serve.add_argument("--cert", metavar="PEM", help="TLS certificate chain: serve wss://")
     serve.add_argument("--key", metavar="PEM", help="TLS private key (if not in --cert)")

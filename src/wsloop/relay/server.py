@@ -45,6 +45,7 @@ from websockets.exceptions import ConnectionClosed, NegotiationError
 
 from .._version import __version__
 from . import _monitor
+from ._conn import DEFAULT_MAX_FRAGMENTS, connection_class
 from ._errors import RelayError
 from ._guard import LOOPBACK, Handshake, RateLimit, Refuse, exempt, networks, shared_secret
 from ._parts import RelayStats, _first_line, _Member, _Message, _peer, _room_of
@@ -64,7 +65,9 @@ if TYPE_CHECKING:
     from ._redis_rooms import RedisRoom, RoomStore
 
 __all__ = [
+    "DEFAULT_MAX_FRAGMENTS",
     "DEFAULT_MAX_SIZE",
+    "DEFAULT_OPEN_TIMEOUT",
     "DEFAULT_PORT",
     "Relay",
     "RelayError",
@@ -85,6 +88,8 @@ DEFAULT_PORT = 8765
 """The port ``wsloop serve`` listens on unless told otherwise."""
 DEFAULT_MAX_SIZE = 2**20
 """The largest message a client may send, in bytes (1 MiB)."""
+DEFAULT_OPEN_TIMEOUT = 10.0
+"""Seconds a client is given to complete its opening handshake."""
 
 SLOW_CONSUMER_CODE = 1008
 """The close code for a client that does not read fast enough (policy violation)."""
@@ -206,6 +211,9 @@ class Relay:
             (non-browser clients) are accepted.
         max_size: the largest message a client may send, in bytes; a larger
             one closes that client with 1009.
+        max_fragments: the most frames one message may be split into; one
+            more closes that client with 1009. The pieces are gathered into
+            one buffer, so memory is bounded by ``max_size`` either way.
         max_connections: clients beyond this many are refused with HTTP 503.
         send_queue: the most messages waiting for one client.
         send_queue_bytes: the most bytes waiting for one client (one message
@@ -213,6 +221,9 @@ class Relay:
         ping_interval: seconds between keepalive pings; ``None`` disables.
         close_timeout: seconds a client is given to answer a close frame
             before its TCP connection is aborted.
+        open_timeout: seconds a client is given, from its TCP connection, to
+            complete the opening handshake; past it the connection is
+            dropped (a client trickling its request, or sending nothing).
         ssl: a server :class:`ssl.SSLContext` for ``wss://``.
         redis_url: share rooms with other relay processes through this
             Redis server (``redis://host:port/db``); needs ``wsloop[relay-redis]``.
@@ -257,12 +268,14 @@ class Relay:
         allowed_origins: Sequence[str] | None = None,
         # Limits
         max_size: int = DEFAULT_MAX_SIZE,
+        max_fragments: int = DEFAULT_MAX_FRAGMENTS,
         max_connections: int = 1000,
         send_queue: int = 1024,
         send_queue_bytes: int = 4 * 2**20,
         # Timeouts
         ping_interval: float | None = 20.0,
         close_timeout: float = 5.0,
+        open_timeout: float = DEFAULT_OPEN_TIMEOUT,
         # TLS
         ssl: _ssl.SSLContext | None = None,
         # Scale-out
@@ -288,6 +301,7 @@ class Relay:
             raise TypeError("exempt_networks must be a sequence of networks, not a str")
         for name, value in (
             ("max_size", max_size),
+            ("max_fragments", max_fragments),
             ("max_connections", max_connections),
             ("send_queue", send_queue),
             ("send_queue_bytes", send_queue_bytes),
@@ -296,6 +310,8 @@ class Relay:
                 raise ValueError(f"{name} must be positive, not {value}")
         if close_timeout <= 0:
             raise ValueError("close_timeout must be positive")
+        if open_timeout <= 0:
+            raise ValueError("open_timeout must be positive")
         if echo and redis_url:
             raise ValueError("echo mode answers each client alone: it cannot use Redis")
         self.games = Games(games or {})
@@ -318,11 +334,13 @@ class Relay:
         self.protocols = tuple(protocols)
         self.allowed_origins = None if allowed_origins is None else tuple(allowed_origins)
         self.max_size = max_size
+        self.max_fragments = max_fragments
         self.max_connections = max_connections
         self.send_queue = send_queue
         self.send_queue_bytes = send_queue_bytes
         self.ping_interval = ping_interval
         self.close_timeout = close_timeout
+        self.open_timeout = open_timeout
         self.ssl = ssl
         self.redis_url = redis_url
         self.redis_prefix = redis_prefix
@@ -399,6 +417,8 @@ class Relay:
                 process_response=self._process_response,
                 server_header=f"wsloop-relay/{__version__}",
                 max_size=self.max_size,
+                create_connection=connection_class(self.max_fragments),
+                open_timeout=self.open_timeout,
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_interval,
                 close_timeout=self.close_timeout,
