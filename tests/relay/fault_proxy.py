@@ -37,6 +37,7 @@ class CutProxy:
         self.flowing.set()
         self.truncate = threading.Event()
         self.refusing = threading.Event()
+        self.closed = False
         self.accepted = 0
         """Connections accepted and forwarded so far."""
         threading.Thread(target=self._accept, daemon=True).start()
@@ -57,6 +58,10 @@ class CutProxy:
                 continue
             self.accepted += 1
             with self.lock:
+                if self.closed:  # closed meanwhile
+                    client.close()
+                    upstream.close()
+                    return
                 self.pairs.append((client, upstream))
             for a, b, up in ((client, upstream, True), (upstream, client, False)):
                 threading.Thread(target=self._pipe, args=(a, b, up), daemon=True).start()
@@ -75,7 +80,9 @@ class CutProxy:
             pass
         for s in (src, dst):
             with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
+                s.shutdown(socket.SHUT_RDWR)  # wakes the other direction's recv
+        for s in (src, dst):
+            s.close()
 
     def cut(self) -> None:
         """Sever every connection now (both sides see a reset, no close frame)."""
@@ -123,6 +130,8 @@ class CutProxy:
 
     def close(self) -> None:
         self.release()
+        with self.lock:
+            self.closed = True
         self.listener.close()
         self.cut()
         self.pairs = []

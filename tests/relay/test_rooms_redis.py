@@ -427,3 +427,30 @@ def test_a_hung_relay_loses_its_seats_to_the_lease_and_its_members_resume(redis_
         close_rooms(a, b)
         one.stop()
         two.stop()
+
+
+def test_past_the_retry_window_the_member_is_closed_with_1011_and_its_seat_freed(redis_server):
+    link = CutProxy(redis_server.port)
+    proxied = f"redis://127.0.0.1:{link.port}/0"
+    with serve(redis_url=proxied) as one, serve(redis_url=redis_server.url) as two:
+        one.call(lambda: setattr(one.relay._room_store, "retry_for", 1.0))
+        a = Log(Room(WebSocket(), "ann"))
+        b = Log(Room(WebSocket(), "bob"))
+        closes: list[int] = []
+        a.room.ws.on_closed = lambda event: closes.append(event.code)
+        try:
+            a.room.connect(f"{one.url}/room/w")
+            b.room.connect(f"{two.url}/room/w")
+            poll_rooms(lambda: a.joined and b.joined and len(b.room.members) == 2, a, b)
+            ann = a.room.member_id
+            link.refuse()  # relay one loses Redis for longer than it retries
+            link.cut()
+            a.room.send("into the void")
+            poll_rooms(lambda: closes, a, b)
+            assert closes == [1011]
+            link.accept()  # Redis is back: relay one frees the seat it could not keep
+            poll_rooms(lambda: (ann, "dropped") in b.member_left, a, b)
+            assert "into the void" not in b.data
+        finally:
+            close_rooms(a, b)
+            link.close()

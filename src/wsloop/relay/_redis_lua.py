@@ -241,9 +241,18 @@ return {'ok', seq}
 DETACH = (
     _COMMON
     + """
--- ARGV[4] member, [5] conn, [6] grace ms, [7] grace as JSON, [8] announce drops (1/0)
-if redis.call('HGET', K_ONLINE, ARGV[4]) ~= ARGV[5] then return 0 end
-drop(ARGV[4], tonumber(ARGV[6]), ARGV[7], ARGV[8] == '1')
+-- ARGV[4] member ('' if unknown: found by conn), [5] conn, [6] grace ms,
+-- [7] grace as JSON, [8] announce drops (1/0)
+local id = ARGV[4]
+if id == '' then
+  local online = redis.call('HGETALL', K_ONLINE)
+  for i = 1, #online, 2 do
+    if online[i + 1] == ARGV[5] then id = online[i] end
+  end
+  if id == '' then return 0 end
+end
+if redis.call('HGET', K_ONLINE, id) ~= ARGV[5] then return 0 end
+drop(id, tonumber(ARGV[6]), ARGV[7], ARGV[8] == '1')
 touch()
 return 1
 """

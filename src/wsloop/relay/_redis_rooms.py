@@ -49,7 +49,9 @@ detach or leave checks the seat. The tail reconnects and reads on from where
 it was, so it catches up with whatever was appended meanwhile. A connection's
 operations run in order on one task, so what it sends waits (nothing
 dropped) while Redis is away. Past ``retry_for`` the connection is closed
-with 1011 and the client resumes (elsewhere, or here later).
+with 1011 and the client resumes (elsewhere, or here later); its queued
+sends are given up (the client resends them), but its detach still runs,
+retried, so the seat does not stay online for nobody.
 
 Relays that stop or die. A relay that stops detaches its connections (the
 seats are ``dropped``: their members resume on any relay). Each relay keeps
@@ -106,6 +108,8 @@ IDLE_TTL = 3600.0
 _Position = tuple[int, int]
 _Entry = tuple[_Position, dict[bytes, bytes]]
 _REPLACED = "replaced by a newer connection of this member"
+if TYPE_CHECKING:
+    _Op = tuple[Callable[[], Coroutine[Any, Any, None]], bool]
 
 
 def _position(raw: bytes | str) -> _Position:
@@ -252,27 +256,34 @@ class RedisRoomSession(RoomSession):
         super().__init__(link, None, config)
         self.room = room
         self.conn = room.store.connection_id()
-        self._ops: asyncio.Queue[Callable[[], Coroutine[Any, Any, None]] | None] = asyncio.Queue()
+        self._ops: asyncio.Queue[_Op | None] = asyncio.Queue()
         self._gone = False
+        self._cut_off = False
         room.sessions += 1
         room.store.spawn(self._work())
 
     async def _work(self) -> None:
         try:
-            while (op := await self._ops.get()) is not None:
-                if self._gone:
+            while (item := await self._ops.get()) is not None:
+                op, final = item
+                if self._gone or (self._cut_off and not final):
                     continue
                 try:
                     await op()
                 except RelayError as exc:
-                    self.lost(1011, "the relay cannot reach Redis")
                     logger.warning("room %s: %s", self.room.name, exc)
+                    if not self._cut_off:
+                        # The client resumes (here or elsewhere); the seat is
+                        # still detached, in turn, once Redis answers again.
+                        self._cut_off = True
+                        self.room.locals.pop(self.conn, None)
+                        self.link.shut(1011, "the relay cannot reach Redis")
         finally:
             self.room.locals.pop(self.conn, None)
             self.room.store.release(self.room)
 
-    def _queue(self, op: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        self._ops.put_nowait(op)
+    def _queue(self, op: Callable[[], Coroutine[Any, Any, None]], final: bool = False) -> None:
+        self._ops.put_nowait((op, final))
 
     def lost(self, code: int, reason: str) -> None:
         """The seat is not this connection's any more: close it, forget the seat."""
@@ -389,21 +400,22 @@ class RedisRoomSession(RoomSession):
 
     def _do_leave(self, seat: Seat, reason: str) -> None:
         self.room.locals.pop(self.conn, None)
-        self._queue(lambda: self._leave_seat(seat, reason))
+        self._queue(lambda: self._leave_seat(seat, reason), final=True)
 
     async def _leave_seat(self, seat: Seat, reason: str) -> None:
         if seat.id:
             await self.room.run("leave", seat.id, reason, "")
 
     def _do_detach(self, seat: Seat) -> None:
-        self._queue(lambda: self._detach_op(seat))
+        self._queue(lambda: self._detach_op(seat), final=True)
 
     async def _detach_op(self, seat: Seat) -> None:
         self.room.locals.pop(self.conn, None)
-        if seat.id:
-            grace = self.config.grace
-            announce = "1" if self.config.announce_drops else "0"
-            await self.room.run("detach", seat.id, self.conn, int(grace * 1000), grace, announce)
+        # Without an id (the join's answer was lost), the script finds the seat
+        # by this connection's id.
+        grace = self.config.grace
+        announce = "1" if self.config.announce_drops else "0"
+        await self.room.run("detach", seat.id, self.conn, int(grace * 1000), grace, announce)
 
     def closed(self) -> None:
         """The connection is gone: detach the seat (in turn), then end the task."""
