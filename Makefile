@@ -57,7 +57,7 @@ CONFORMANCE_DRIVERS := poll thread asyncio
 # parallel with the client drivers' loop, on the other core.
 conformance: $(STAMP)
 	set -e; mkdir -p reports; \
-	$(BIN)/python compliance/run_server.py > reports/conformance-server.log 2>&1 & server=$$!; \
+	$(BIN)/python compliance/run_server.py --timeout 2400 > reports/conformance-server.log 2>&1 & server=$$!; \
 	for driver in $(CONFORMANCE_DRIVERS); do \
 		$(BIN)/python compliance/run.py --driver $$driver || { wait $$server; exit 1; }; \
 	done; \
