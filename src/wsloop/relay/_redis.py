@@ -57,6 +57,17 @@ _HEADER_SIZE = len(_MAGIC) + 16 + 1
 _BATCH = 256
 
 
+def import_redis() -> Any:
+    """The ``redis.asyncio`` module; a :class:`RelayError` saying how to get it if missing."""
+    try:
+        import redis.asyncio as aioredis
+    except ImportError as exc:
+        raise RelayError(
+            "scale-out through Redis needs the redis package: pip install 'wsloop[relay-redis]'"
+        ) from exc
+    return aioredis
+
+
 def redact(url: str) -> str:
     """The URL without its password, for messages and logs."""
     try:
@@ -126,13 +137,7 @@ class RedisBroker:
         Raises:
             RelayError: the ``redis`` package is missing or Redis cannot be reached.
         """
-        try:
-            import redis.asyncio as aioredis
-        except ImportError as exc:
-            raise RelayError(
-                "scale-out through Redis needs the redis package: "
-                "pip install 'wsloop[relay-redis]'"
-            ) from exc
+        aioredis = import_redis()
         where = redact(self.url)
         try:
             client: Any = aioredis.Redis.from_url(self.url)

@@ -81,7 +81,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _redis_lua as lua
 from ._errors import RelayError
-from ._redis import redact
+from ._redis import import_redis, redact
 from ._session import RoomSession
 from .rooms import RoomConfig, Seat, encode
 
@@ -479,16 +479,11 @@ class RoomStore:
         Raises:
             RelayError: the ``redis`` package is missing or Redis cannot be reached.
         """
-        try:
-            import redis.asyncio as aioredis
-            import redis.exceptions as rexc
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-        except ImportError as exc:
-            raise RelayError(
-                "scale-out through Redis needs the redis package: "
-                "pip install 'wsloop[relay-redis]'"
-            ) from exc
+        aioredis = import_redis()
+        import redis.exceptions as rexc
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
         self._errors = (rexc.ConnectionError, rexc.TimeoutError, OSError)
         where = redact(self.url)
         options: dict[str, Any] = {
