@@ -46,9 +46,15 @@ import wsloop
 # they send 16 MiB messages (so 64 MiB, as the issue's user did) and messages
 # of up to 65,536 fragments (the default --max-fragments already allows
 # that; it is given here so the run says so). Keepalive is off: a ping from
-# the relay would show up in the cases' transcripts.
+# the relay would show up in the cases' transcripts. The per-client rate
+# limits are off: the 12.* and 13.* cases echo 1,000 messages of up to
+# 128 KiB as fast as they can, past the default 16 MiB/s (closed with 1008).
 RELAY_ARGS: list[str] = [
     "--echo",
+    "--rate-messages",
+    "0",
+    "--rate-bytes",
+    "0",
     "--max-size",
     "67108864",
     "--max-fragments",
