@@ -68,6 +68,7 @@ def test_sdist_has_what_it_needs_and_nothing_else(dist: dict[str, Path]) -> None
         "pyproject.toml",
         "README.md",
         "CHANGELOG.md",
+        "LICENSE",
         "src/wsloop/__init__.py",
         "src/wsloop/py.typed",
         "src/wsloop/relay/__init__.py",
@@ -100,6 +101,8 @@ def test_wheel_contents(dist: dict[str, Path]) -> None:
     assert not [n for n in names if n.startswith(("tests/", "examples/", "docs/"))]
     assert f"Version: {wsloop.__version__}" in metadata
     assert "Provides-Extra: relay-redis" in metadata
+    assert "License-Expression: MIT" in metadata
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), "no LICENSE"
     assert "wsloop = wsloop.cli:main" in entry_points
 
 

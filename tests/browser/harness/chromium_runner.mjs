@@ -6,30 +6,16 @@
 //   node chromium_runner.mjs CONFIG.json
 // CONFIG: {battery_url, artifacts, timeout_ms, example: {alice, bob}|null}
 import { readFile } from "node:fs/promises";
-import { chromium } from "playwright-core";
+import { launchChromium, watchPage } from "./launch.mjs";
 
 const config = JSON.parse(await readFile(process.argv[2], "utf8"));
 const timeout = config.timeout_ms ?? 180000;
 const consoleLines = [];
 
-const browser = await chromium.launch({
-  executablePath: process.env.WSLOOP_CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 
 function watch(page, who) {
-  page.on("console", (msg) => consoleLines.push(`${who} ${msg.type()}: ${msg.text()}`));
-  page.on("pageerror", (err) => consoleLines.push(`${who} pageerror: ${err}`));
+  watchPage(page, consoleLines, { who, errorsOnly: false });
 }
 
 const out = { battery: null, example: null, console: consoleLines };

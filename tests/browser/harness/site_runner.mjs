@@ -2,19 +2,14 @@
 // Chromium (playwright-core), reports what it shows and saves a screenshot.
 //   node site_runner.mjs URL SCREENSHOT.png
 // One JSON line on stdout: {title, headings: [...], text_length, console: [...]}
-import { chromium } from "playwright-core";
+import { launchChromium, watchPage } from "./launch.mjs";
 
 const [url, screenshot] = process.argv.slice(2);
 const consoleLines = [];
-const browser = await chromium.launch({
-  executablePath: process.env.WSLOOP_CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
-  page.on("pageerror", (err) => consoleLines.push(`pageerror: ${err}`));
+  watchPage(page, consoleLines);
   await page.goto(url, { waitUntil: "load" });
   await page.locator("[id='wsloop.WebSocket']").scrollIntoViewIfNeeded();
   const out = {

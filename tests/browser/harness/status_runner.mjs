@@ -2,20 +2,14 @@
 // reports what a person sees on it and saves a screenshot.
 //   node status_runner.mjs URL SCREENSHOT.png
 // One JSON line on stdout: {title, tiles: {label: value}, rooms: [[cells]], console: [...]}
-import { chromium } from "playwright-core";
+import { launchChromium, watchPage } from "./launch.mjs";
 
 const [url, screenshot] = process.argv.slice(2);
 const consoleLines = [];
-const browser = await chromium.launch({
-  executablePath: process.env.WSLOOP_CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1000, height: 700 } });
-  page.on("pageerror", (err) => consoleLines.push(`pageerror: ${err}`));
-  page.on("console", (msg) => { if (msg.type() === "error") consoleLines.push(msg.text()); });
+  watchPage(page, consoleLines);
   await page.goto(url, { waitUntil: "load" });
   const out = {
     title: await page.title(),
