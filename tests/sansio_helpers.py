@@ -186,6 +186,13 @@ class Pair:
         self.client_to_server()
         return [e for e in self.server.events_received() if isinstance(e, Frame)]
 
+    def all_frames_to_server(self) -> list[Frame]:
+        """:meth:`frames_to_server` until the session has no queued fragment left."""
+        frames = self.frames_to_server()
+        while self.session.sending:
+            frames += self.frames_to_server()
+        return frames
+
     # The opening handshake.
 
     def request(self) -> Request:
@@ -212,3 +219,19 @@ class Pair:
         if self.session.state is not State.CLOSED:
             self.session.receive_eof()
         return self.events()
+
+
+def messages(frames: list[Frame]) -> list[tuple[int, bytes]]:
+    """The data messages that ``frames`` carry, fragments joined: (opcode, payload)."""
+    out: list[tuple[int, bytes]] = []
+    parts: list[bytes] = []
+    first = 0
+    for frame in frames:
+        if frame.opcode > 2:
+            continue  # control frames may come between fragments
+        if frame.opcode != 0:
+            first, parts = int(frame.opcode), []
+        parts.append(frame.data)
+        if frame.fin:
+            out.append((first, b"".join(parts)))
+    return out

@@ -245,7 +245,8 @@ class WebsocketsServer:
     async def _handler(self, ws: ServerConnection) -> None:
         path = ws.request.path if ws.request is not None else "?"
         log = self.log
-        quiet = path.startswith("/quiet/")
+        quiet = path.startswith(("/quiet/", "/sink/"))
+        sink = path.startswith("/sink/")  # logs, never echoes: a close cannot race an echo
         log.add(path, ("open", ws.subprotocol))
         try:
             async for message in ws:
@@ -260,7 +261,8 @@ class WebsocketsServer:
                         break
                 else:
                     log.add(path, ("binary", len(message) if quiet else message))
-                await ws.send(message)
+                if not sink:
+                    await ws.send(message)
         except ConnectionClosed:
             pass
         finally:

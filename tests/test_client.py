@@ -416,6 +416,35 @@ def test_big_send_is_buffered_and_drains(client: Client, ws_server: WebsocketsSe
     assert client.ws.buffered_amount == 0
 
 
+@pytest.mark.parametrize("compression", ["deflate", None])
+def test_close_right_after_large_sends_loses_nothing(
+    make_client: MakeClient, ws_server: WebsocketsServer, compression: str | None
+) -> None:
+    """Large messages go out in slices after send returns; close() waits behind them."""
+    client = make_client(compression=compression)
+    path = "/sink" + unique_path()
+    client.connect(ws_server.url(path))
+    client.wait_open()
+    ws = client.ws
+    big = random.Random(9).randbytes(3 * 2**20 + 5)
+    text = "ascii " * (2**20 // 3)
+    assert ws.send_binary(big) is True
+    assert ws.send_text(text) is True
+    assert ws.send_text("last") is True
+    ws.close(1000, "done")
+    assert ws.send_text("too late") is False
+    closed = client.wait_closed()
+    assert (closed.code, closed.was_clean) == (1000, True)
+    entry = ws_server.log.wait_for(path, "closed", WAIT)
+    assert ws_server.log.entries(path)[1:] == [
+        ("binary", len(big)),
+        ("text", len(text)),
+        ("text", 4),
+        entry,
+    ]
+    assert entry[:2] == ("closed", 1000)
+
+
 def test_unlimited_max_message_size(make_client: MakeClient, ws_server: WebsocketsServer) -> None:
     client = make_client(max_message_size=None, compression=None)
     client.connect(ws_server.url(unique_path()))

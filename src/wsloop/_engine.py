@@ -430,6 +430,24 @@ class Engine:
         else:
             proto.send_binary(data)
 
+    def send_fragment(self, opcode: int, data: bytes | memoryview, fin: bool) -> None:
+        """One frame of a message sent in parts: ``opcode`` TEXT or BINARY first, then CONT.
+
+        The session sends a large message this way, a bounded slice per
+        :meth:`data_to_send` call. While the connection is plain, every frame
+        of the message is encoded here; otherwise the engine encodes (and
+        compresses) each, keeping its compression context across them.
+        """
+        proto = self._proto
+        if self._plain:
+            proto.writes.extend(_encode_frame((0x80 if fin else 0) | opcode, data, self._mask()))
+        elif opcode == CONT:
+            proto.send_continuation(data, fin)
+        elif opcode == TEXT:
+            proto.send_text(data, fin)
+        else:
+            proto.send_binary(data, fin)
+
     def _mask(self) -> bytes:
         """A frame mask: 4 bytes of 64 masks drawn at once from the OS CSPRNG."""
         pos = self._mask_pos

@@ -22,7 +22,16 @@ what a client object needs on top of it:
   at most one :class:`Error`, and exactly one :class:`Closed`, last;
 * the close code reported to the application: the server's close code when
   a close frame arrived (1005 if it had none), else the code the client sent
-  when it failed the connection, else 1006.
+  when it failed the connection, else 1006;
+* bounded sends: a message larger than one slice (:data:`SEND_SLICE`
+  bytes, :data:`SEND_SLICE_DEFLATE` with compression) is queued whole and
+  sent as fragments, one slice masked (or compressed) per
+  :meth:`Session.data_to_send` call, so that no single call of the
+  application or of the driver pays for all of it. Messages sent meanwhile
+  wait behind it, control frames (pings, pongs) go between its fragments,
+  and a close waits until it is sent. Drivers keep calling
+  :meth:`Session.data_to_send` while :attr:`Session.sending` is true and
+  the network takes the bytes.
 
 State transitions (the docs diagram is drawn from :data:`TRANSITIONS`)::
 
@@ -36,6 +45,7 @@ import codecs
 import enum
 import importlib
 import logging
+from collections import deque
 from typing import TYPE_CHECKING
 
 from .events import BinaryMessage, Closed, Error, Event, Opened, TextMessage
@@ -116,6 +126,16 @@ DEFAULT_MAX_MESSAGE_SIZE = 16 * 2**20
 _COLLECT_MIN = 64 * 1024
 """Frames at least this large are collected read by read, not buffered."""
 
+SEND_SLICE = 1 << 20
+"""The largest message sent as one frame, and the fragment size of larger ones.
+
+Masking a slice takes a fraction of a millisecond: a ``send_binary()`` and
+each driver step stay inside a frame's budget whatever the message's size.
+"""
+
+SEND_SLICE_DEFLATE = 64 << 10
+"""The same with permessage-deflate, where each byte costs far more (compressing)."""
+
 
 class Session:
     """One client connection attempt, without I/O.
@@ -177,6 +197,13 @@ class Session:
         self._collect_header = b""
         self._collect_parts: list[bytes | memoryview] = []
         self._collect_need = 0
+        # Bounded sends: [opcode, payload, sent so far] of each queued message;
+        # the close that waits behind them.
+        self._outgoing: deque[list[object]] = deque()
+        self._slice = SEND_SLICE
+        self.unsent = 0
+        """Bytes of queued messages not framed yet (a driver adds them to its buffered amount)."""
+        self._close_after: tuple[int, str] | None = None
         self.subprotocol: str | None = None
         """The subprotocol the server selected, once open."""
         self.extensions: tuple[str, ...] = ()
@@ -556,12 +583,16 @@ class Session:
         self.extensions = engine.extension_names
         self._opened = True
         self._native = engine.reads_natively()
+        self._slice = SEND_SLICE_DEFLATE if self.extensions else SEND_SLICE
         self._set_state(State.OPEN)
         self._events.append(Opened(self.subprotocol, self.extensions, headers))
 
     def _sync_state(self) -> None:
         if self.state is not State.CLOSED:
-            self._set_state(_STATE_OF_ENGINE[self._engine.state])
+            state = _STATE_OF_ENGINE[self._engine.state]
+            if state is State.OPEN and self._close_after is not None:
+                state = State.CLOSING  # closed by the application, its close frame queued
+            self._set_state(state)
 
     def _emit_error(self, exc: WebSocketError, message: str | None = None) -> None:
         if self._error is not None:
@@ -587,24 +618,88 @@ class Session:
         self._rbuf.clear()
         self._collect_parts = []
         self._collect_need = 0
+        self._drop_outgoing()
         self._set_state(State.CLOSED)
         self._events.append(Closed(code, reason, clean))
 
     # Sending.
 
     def send_text(self, text: str) -> bool:
-        """Queue a text message. Returns ``False`` (and sends nothing) unless OPEN."""
+        """Queue a text message. Returns ``False`` (and sends nothing) unless OPEN.
+
+        An ASCII text longer than a slice is encoded slice by slice as it is
+        sent; any other text is encoded here (so that a lone surrogate
+        raises ``UnicodeEncodeError`` to the caller, and the byte count is
+        exact), then sent in slices if it is long.
+        """
         if self.state is not State.OPEN:
             return False
-        self._engine.send_text(text.encode())
+        if len(text) > self._slice and text.isascii():
+            self._queue(_engine.TEXT, text)
+            return True
+        data = text.encode()
+        if self._outgoing or len(data) > self._slice:
+            self._queue(_engine.TEXT, data)
+        else:
+            self._engine.send_text(data)
         return True
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> bool:
-        """Queue a binary message. Returns ``False`` (and sends nothing) unless OPEN."""
+        """Queue a binary message. Returns ``False`` (and sends nothing) unless OPEN.
+
+        A large ``bytes`` object is kept as it is until sent; a large
+        ``bytearray`` or ``memoryview`` is copied once here, so that changing
+        it afterwards does not change what is sent.
+        """
         if self.state is not State.OPEN:
             return False
-        self._engine.send_binary(data)
+        if self._outgoing or len(data) > self._slice:
+            self._queue(_engine.BINARY, data if type(data) is bytes else bytes(data))
+        else:
+            self._engine.send_binary(data)
         return True
+
+    @property
+    def sending(self) -> bool:
+        """True while a queued message has fragments left for :meth:`data_to_send`."""
+        return bool(self._outgoing)
+
+    def _queue(self, opcode: int, payload: bytes | str) -> None:
+        self._outgoing.append([opcode, payload, 0])
+        self.unsent += len(payload)
+
+    def _send_slice(self) -> None:
+        """Frame the next slice of the first queued message (the engine queues the bytes)."""
+        engine = self._engine
+        if engine.state != _engine.E_OPEN:
+            self._drop_outgoing()  # the server closed first: the rest is never sent
+            return
+        entry = self._outgoing[0]
+        opcode, payload, pos = entry
+        assert isinstance(payload, (bytes, str))
+        assert isinstance(pos, int)
+        end = min(pos + self._slice, len(payload))
+        if isinstance(payload, str):
+            chunk: bytes | memoryview = payload[pos:end].encode("ascii")
+        else:
+            chunk = memoryview(payload)[pos:end]
+        assert isinstance(opcode, int)
+        with _engine.map_engine_exceptions():
+            engine.send_fragment(opcode if pos == 0 else _engine.CONT, chunk, end == len(payload))
+        self.unsent -= end - pos
+        if end < len(payload):
+            entry[2] = end
+            return
+        self._outgoing.popleft()
+        if not self._outgoing and self._close_after is not None:
+            code, reason = self._close_after
+            self._close_after = None
+            self._close_now(code, reason)
+
+    def _drop_outgoing(self) -> None:
+        self._outgoing.clear()
+        self.unsent = 0
+        self._close_after = None
 
     def send_ping(self, data: bytes = b"") -> bool:
         """Queue a ping. Returns ``False`` unless OPEN."""
@@ -620,18 +715,26 @@ class Session:
         Error, then Closed with 1006. In CLOSING or CLOSED nothing happens.
         """
         if self.state is State.OPEN:
-            with _engine.map_engine_exceptions():
-                self._engine.send_close(code, reason)
-            self._leave_native()
-            self._sync_state()
+            if self._outgoing:
+                self._close_after = (code, reason)  # after the queued messages
+                self._set_state(State.CLOSING)
+                return
+            self._close_now(code, reason)
         elif self.state is State.CONNECTING:
             self.abort(
                 InvalidState("the connection was closed before it was established"),
             )
 
+    def _close_now(self, code: int, reason: str) -> None:
+        with _engine.map_engine_exceptions():
+            self._engine.send_close(code, reason)
+        self._leave_native()
+        self._sync_state()
+
     def fail(self, code: int, reason: str = "") -> None:
         """Fail the connection with a close code, as RFC 6455 section 7.1.7 says."""
-        if self.state is State.OPEN:
+        if self.state is State.OPEN or self._close_after is not None:
+            self._drop_outgoing()
             self._engine.fail(code, reason)
             self._leave_native()
             self._sync_state()
@@ -644,10 +747,16 @@ class Session:
         return events
 
     def data_to_send(self) -> list[bytes]:
-        """Return and forget the bytes to write; ``SEND_EOF`` means half-close."""
+        """Return and forget the bytes to write; ``SEND_EOF`` means half-close.
+
+        While :attr:`sending`, each call frames one more slice of the queued
+        message first.
+        """
         if self.state is State.CLOSED:
             self._engine.data_to_send()
             return []
+        if self._outgoing:
+            self._send_slice()
         return self._engine.data_to_send()
 
     @property
@@ -659,6 +768,6 @@ class Session:
     def close_expected(self) -> bool:
         """True when the server is expected to close the TCP connection soon."""
         state = self.state
-        if state is State.OPEN:
+        if state is State.OPEN or self._close_after is not None:
             return False  # the engine agrees while open: checked on every read
         return state is State.CLOSING or self._engine.close_expected()

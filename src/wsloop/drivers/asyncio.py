@@ -55,6 +55,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ProxyError, TimeoutError, WebSocketError
@@ -97,6 +98,9 @@ _PROXY_READ = 4096
 """Bytes read from a proxy at a time while its handshake runs."""
 
 _PONG_BACKLOG = 64 * 1024
+
+_SEND_STEP = 0.0005
+"""Seconds of framing slices of a large message per loop callback (see Session.sending)."""
 """Above this many bytes waiting to be written, only the latest ping is answered."""
 
 
@@ -185,6 +189,8 @@ class AsyncioDriver:
         self._held_end = False
         """The server's EOF came after the held bytes."""
         self._feeding_scheduled = False
+        self._sending_scheduled = False
+        """A call to :meth:`_send_more` is on the loop (a large message is going out)."""
 
     # What the façade reads.
 
@@ -209,9 +215,10 @@ class AsyncioDriver:
     def buffered_amount(self) -> int:
         """Bytes accepted by ``send_*`` that the transport has not written yet."""
         transport = self._transport
-        if transport is None or self._phase != "ws":
+        session = self._session
+        if transport is None or session is None or self._phase != "ws":
             return 0
-        return transport.get_write_buffer_size()
+        return transport.get_write_buffer_size() + session.unsent
 
     @property
     def writing_paused(self) -> bool:
@@ -668,6 +675,7 @@ class AsyncioDriver:
 
     def _writable(self, session: Session) -> None:
         if session is self._session:
+            self._schedule_sending(session)
             self._notify()
 
     # Timers.
@@ -729,6 +737,7 @@ class AsyncioDriver:
                     transport.write(chunk)
                 elif transport.can_write_eof():
                     transport.write_eof()
+            self._schedule_sending(session)
             loop = self._loop
             timeout = self.config.close_timeout
             if (
@@ -742,6 +751,33 @@ class AsyncioDriver:
         if session.state is State.CLOSED:
             self._teardown(abort=False)
         self._collect(session)
+
+    def _schedule_sending(self, session: Session) -> None:
+        """Frame the rest of a large message in later callbacks while the transport takes it."""
+        protocol = self._protocol
+        if (
+            session.sending
+            and not self._sending_scheduled
+            and self._loop is not None
+            and protocol is not None
+            and not protocol.writing_paused
+        ):
+            self._sending_scheduled = True
+            self._loop.call_soon(self._send_more, session)
+
+    def _send_more(self, session: Session) -> None:
+        """One bounded step of a large message: slices for up to ``_SEND_STEP`` seconds."""
+        self._sending_scheduled = False
+        protocol = self._protocol
+        if session is not self._session or protocol is None or self._phase != "ws":
+            return
+        started = time.perf_counter()
+        while (
+            session.sending
+            and not protocol.writing_paused
+            and time.perf_counter() - started < _SEND_STEP
+        ):
+            self._flush(session)  # one slice, and reschedules itself while there is more
 
     def _fail(self, session: Session, exc: WebSocketError | None) -> None:
         """End the session because of ``exc`` (``None``: "connection aborted")."""

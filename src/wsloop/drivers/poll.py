@@ -83,6 +83,9 @@ _HAS_POLL = hasattr(select, "poll")
 _RESOLVE_SLICE = 0.005
 _PROXY_READ = 4096
 _PONG_BACKLOG = 64 * 1024
+
+_SEND_STEP = 0.0005
+"""Seconds of framing slices of a large message per write step (see Session.sending)."""
 """Above this many bytes waiting to be written, only the latest ping is answered."""
 
 
@@ -163,7 +166,8 @@ class PollDriver(BaseDriver):
 
     @property
     def buffered_amount(self) -> int:
-        return self._out_size
+        session = self._session
+        return self._out_size + (0 if session is None else session.unsent)
 
     def fileno(self) -> int:
         sock = self._sock
@@ -248,9 +252,15 @@ class PollDriver(BaseDriver):
         return True
 
     def _write_data(self, session: Session) -> None:
-        """Write a data frame: it changes no state and makes no event."""
+        """Write a data frame: it changes no state and makes no event.
+
+        A message queued in slices (``session.sending``) is left to the next
+        :meth:`poll` calls, so that a send returns at once whatever its size.
+        """
         if self._phase != "ws":
             self._flush_session()
+            return
+        if session.sending:
             return
         out = self._out
         for chunk in session.data_to_send():
@@ -260,7 +270,8 @@ class PollDriver(BaseDriver):
 
     def _send_buffer_full(self) -> bool:
         limit = self.config.max_buffered_amount
-        if limit is None or self._out_size < limit:
+        size = self.buffered_amount
+        if limit is None or size < limit:
             self._warned_full = False
             return False
         if not self._warned_full:
@@ -268,7 +279,7 @@ class PollDriver(BaseDriver):
             logger.warning(
                 "send buffer full (%d bytes wait for the network, max_buffered_amount=%d): "
                 "messages are not sent until it drains",
-                self._out_size,
+                size,
                 limit,
             )
         return True
@@ -334,6 +345,9 @@ class PollDriver(BaseDriver):
         poller = self._poller
         if poller is None or self._out or self._more_to_read or poller.poll(0):
             return False
+        session = self._session
+        if session is not None and session.sending:
+            return False
         sock = self._sock
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return False
@@ -364,6 +378,7 @@ class PollDriver(BaseDriver):
             or bool(self._out)
             or bool(self._proxy_out)
             or self._tls_wants_write
+            or (self._phase == "ws" and self._session is not None and self._session.sending)
         )
 
     def _next_deadline(self) -> float | None:
@@ -401,7 +416,8 @@ class PollDriver(BaseDriver):
                 if writable or readable or wait == 0.0:
                     self._tls_step()
             else:
-                if writable and self._out:
+                session = self._session
+                if writable and (self._out or (session is not None and session.sending)):
                     self._flush()  # may end the connection (a reset)
                 if self._phase == "ws" and (readable or self._more_to_read) and not full:
                     self._read()
@@ -709,21 +725,28 @@ class PollDriver(BaseDriver):
                 break  # drained: no recv() that fails with EAGAIN
         self._collect()
 
-    def _flush_session(self) -> None:
-        session = self._session
-        assert session is not None
+    def _take(self, session: Session) -> None:
+        """Move what the session has to send into the write buffer."""
         for chunk in session.data_to_send():
             if chunk:
                 self._out.append(memoryview(chunk))
                 self._out_size += len(chunk)
             else:
                 self._eof_pending = True
+
+    def _arm_close_timer(self, session: Session) -> None:
+        if session.close_expected() and self._close_deadline is None:
+            timeout = self.config.close_timeout
+            self._close_deadline = None if timeout is None else time.monotonic() + timeout
+
+    def _flush_session(self) -> None:
+        session = self._session
+        assert session is not None
+        self._take(session)
         if self._phase == "ws":
             if self._out:
                 self._flush()
-            if session.close_expected() and self._close_deadline is None:
-                timeout = self.config.close_timeout
-                self._close_deadline = None if timeout is None else time.monotonic() + timeout
+            self._arm_close_timer(session)
             if session.state is State.CLOSED:
                 self._teardown()
         self._collect()
@@ -733,7 +756,24 @@ class PollDriver(BaseDriver):
         if sock is None:
             return
         out = self._out
-        while out:
+        session = self._session
+        started = 0.0
+        while out or (session is not None and session.sending):
+            if not out:
+                # The next slice of a large message, while the network takes
+                # them and this step's share of the frame budget lasts.
+                now = time.perf_counter()
+                if not started:
+                    started = now
+                elif now - started > _SEND_STEP:
+                    return
+                assert session is not None
+                self._take(session)
+                if not session.sending:
+                    self._arm_close_timer(session)  # a close that waited behind it
+                if not out:
+                    break
+                continue
             chunk = out[0]
             try:
                 sent = sock.send(chunk)

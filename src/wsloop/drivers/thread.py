@@ -162,7 +162,7 @@ class ThreadDriver(BaseDriver):
         self.raise_handler_error()
         with self._lock:
             ok = self._io.send_text(text)
-            pending = bool(self._io._out)
+            pending = self._io.wants_write
         if pending:
             self._wake()
         return ok
@@ -171,7 +171,7 @@ class ThreadDriver(BaseDriver):
         self.raise_handler_error()
         with self._lock:
             ok = self._io.send_binary(data)
-            pending = bool(self._io._out)
+            pending = self._io.wants_write
         if pending:
             self._wake()
         return ok
