@@ -34,14 +34,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ._client import WebSocket
-from ._version import __version__
+from .._client import WebSocket
+from .._version import __version__
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .events import BinaryMessage, Closed, Error, Opened, TextMessage
-    from .relay import Relay, RoomConfig
+    from ..events import BinaryMessage, Closed, Error, Opened, TextMessage
+    from ..relay import Relay, RoomConfig
 
 __all__ = ["escape", "main", "preview"]
 
@@ -507,7 +507,7 @@ _ROOM_OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
 
 
 def _room_config(args: argparse.Namespace) -> RoomConfig:
-    from .relay import RoomConfig
+    from ..relay import RoomConfig
 
     changes = {
         field: getattr(args, field)
@@ -566,7 +566,7 @@ def _run_connect(args: argparse.Namespace) -> int:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from .relay import Relay
+    from ..relay import Relay
 
     err = sys.stderr
     if args.key and not args.cert:
@@ -673,7 +673,7 @@ def _load(target: str, what: str) -> Any:
 
 
 async def _serve(relay: Relay, log: logging.Logger) -> int:
-    from .relay import RelayError
+    from ..relay import RelayError
 
     try:
         await relay.start()
@@ -759,8 +759,8 @@ class _Exit(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .relay import DEFAULT_MAX_SIZE, DEFAULT_PORT, RoomConfig
-    from .relay.server import (
+    from ..relay import DEFAULT_MAX_SIZE, DEFAULT_PORT, RoomConfig
+    from ..relay.server import (
         DEFAULT_MAX_FRAGMENTS,
         DEFAULT_MAX_PER_ADDRESS,
         DEFAULT_OPEN_TIMEOUT,

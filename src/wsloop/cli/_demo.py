@@ -26,15 +26,15 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
-from ._binary import BinaryData
-from ._client import WebSocket
-from ._sansio.reconnect import Reconnect
-from .relay import GameRoom, Seat, serve
-from .room import Member, Room
+from .._binary import BinaryData
+from .._client import WebSocket
+from .._sansio.reconnect import Reconnect
+from ..relay import GameRoom, Seat, serve
+from ..room import Member, Room
 
 if TYPE_CHECKING:
-    from .events import Closed, Error, Opened, Reconnecting
-    from .relay.server import RelayThread
+    from ..events import Closed, Error, Opened, Reconnecting
+    from ..relay.server import RelayThread
 
 __all__ = ["run_demo"]
 
