@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import argparse
 
     from ..events import Closed, Error, Opened, Reconnecting
-    from ..relay.server import RelayThread
+    from ..relay import RelayThread
     from ._args import _Parser
 
 __all__ = ["add_parser", "run_demo"]

@@ -25,6 +25,11 @@ Before any of this, ``process_request`` answers the plain-HTTP pages
 (``/healthz``, ``/metrics``, ``/status``: ``_monitor.py``) and runs the
 ``auth`` hook; ``process_response`` applies the per-address limit; each
 message read passes the sender's rate limit first (``_guard.py``).
+
+A member that speaks the room protocol reaches its room through a link
+(``_match.py``, which also holds quick match); :class:`~wsloop.relay.RelayThread`
+and :func:`~wsloop.relay.serve` run a relay on a thread of its own
+(``_thread.py``).
 """
 
 from __future__ import annotations
@@ -33,12 +38,10 @@ import asyncio
 import contextlib
 import hmac
 import inspect
-import json
 import logging
-import threading
 import time
 import urllib.parse
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve as _ws_serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
@@ -48,6 +51,7 @@ from . import _monitor
 from ._conn import DEFAULT_MAX_FRAGMENTS, connection_class
 from ._errors import RelayError
 from ._guard import LOOPBACK, Handshake, RateLimit, Refuse, exempt, networks, shared_secret
+from ._match import _MatchSession, _MemberLink
 from ._parts import RelayStats, _first_line, _Member, _Message, _peer, _room_of
 from ._session import RoomSession
 from .game import GameRoom, Games, _GameCore
@@ -72,12 +76,9 @@ __all__ = [
     "Relay",
     "RelayError",
     "RelayStats",
-    "RelayThread",
-    "serve",
 ]
 
 logger = logging.getLogger("wsloop.relay")
-T = TypeVar("T")
 
 _ws_logger = logging.getLogger("wsloop.relay.websockets")
 # The websockets server logs "connection open"/"connection closed" at INFO;
@@ -103,95 +104,6 @@ DEFAULT_RATE_BYTES = 16.0 * 2**20
 """Payload bytes per second one client may send, on average (bursts of twice that)."""
 DEFAULT_MAX_PER_ADDRESS = 100
 """Connections from one (non-loopback) address."""
-
-
-class _MemberLink:
-    """A relay member as the room core sees it (a :class:`~wsloop.relay.rooms.Link`)."""
-
-    __slots__ = ("member", "placed", "relay")
-
-    def __init__(self, relay: Relay, member: _Member) -> None:
-        self.relay = relay
-        self.member = member
-        self.placed: _GameCore | None = None
-        """The game room quick match put this connection in, until it joins or resumes."""
-
-    @property
-    def identity(self) -> Any:
-        """What the relay's ``auth`` hook said of this connection."""
-        return self.member.identity
-
-    def count_resume(self) -> None:
-        """A room-protocol seat was taken back on this connection."""
-        self.relay._resumes += 1
-
-    def push(self, data: bytes, text: bool) -> None:
-        self.relay._enqueue(self.member, _Message(data, text))
-
-    def shut(self, code: int, reason: str) -> None:
-        member = self.member
-        if not member.closing:
-            self.relay._spawn(self._drain_then_close(code, reason))
-
-    async def _drain_then_close(self, code: int, reason: str) -> None:
-        # What was pushed just before (an error, a "left") goes out first.
-        member = self.member
-        if member.queue and not member.closing:
-            member.idle.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.relay.close_timeout):
-                    await member.idle.wait()
-        await self.relay._close_member(member, code, reason)
-
-
-class _MatchSession(RoomSession):
-    """A quick-match connection: placed in a room at the handshake, or resumed anywhere.
-
-    A resume names its seat by token, and the seat may be in any room of the
-    class: the session moves to that room before the resume is handled.
-    """
-
-    def __init__(
-        self, link: _MemberLink, core: RoomCore, config: RoomConfig, relay: Relay
-    ) -> None:
-        super().__init__(link, core, config)
-        self.relay = relay
-        self.placement = link
-
-    def handle(self, message: str | bytes) -> None:
-        link = self.placement
-        placed = link.placed
-        if placed is not None and isinstance(message, str):
-            home = self._home(placed, message)
-            if home is not None and home is not placed:
-                self.relay._unplace(link)
-                self._core = home
-        super().handle(message)
-        if link.placed is not None and self.seat is not None:
-            link.placed.pending -= 1  # joined (or resumed) where it was placed
-            link.placed = None
-
-    def _home(self, placed: _GameCore, message: str) -> RoomCore | None:
-        """For a resume: the room of the placed room's class that holds the token."""
-        if '"resume"' not in message:
-            return None
-        try:
-            obj = json.loads(message)
-        except ValueError:
-            return None
-        if not isinstance(obj, dict) or obj.get("type") != "resume":
-            return None
-        token = obj.get("token")
-        if not isinstance(token, str):
-            return None
-        for core in self.relay._cores.values():
-            if (
-                isinstance(core, _GameCore)
-                and core.room_class is placed.room_class
-                and core.holds(token)
-            ):
-                return core
-        return None
 
 
 class Relay:
@@ -975,114 +887,6 @@ class Relay:
         task.add_done_callback(self._tasks.discard)
 
 
-class RelayThread:
-    """A :class:`Relay` running on its own event loop in a background thread.
-
-    Made for tests, demos and apps that are not asyncio: the relay serves
-    while the calling thread does something else. Use it as a context
-    manager, or call :meth:`start` and :meth:`stop`.
-    """
-
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
-        """The relay being run."""
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-
-    @property
-    def port(self) -> int:
-        """The port the relay listens on."""
-        return self.relay.port
-
-    @property
-    def url(self) -> str:
-        """The base URL, such as ``ws://127.0.0.1:40123``; add a room path."""
-        return self.relay.url
-
-    @property
-    def stats(self) -> RelayStats:
-        """The relay's counters (see :class:`RelayStats`)."""
-        return self.call(lambda: self.relay.stats)
-
-    def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn()`` on the relay's loop and return its result."""
-        loop = self._loop
-        if loop is None:
-            raise RuntimeError("the relay is not running")
-
-        async def run() -> T:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout=30)
-
-    def start(self, timeout: float = 30.0) -> RelayThread:
-        """Start the thread and wait until the relay listens.
-
-        Raises:
-            RelayError: the relay could not start.
-        """
-        if self._thread is not None:
-            raise RuntimeError("this relay thread was already started")
-        self._thread = threading.Thread(target=self._run, name="wsloop-relay", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise RelayError(f"the relay did not start within {timeout:g} s")
-        if self._error is not None:
-            self._thread.join(timeout)
-            raise self._error
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Close every client with 1001, stop the relay and join the thread."""
-        thread = self._thread
-        if thread is None:
-            return
-        loop = self._loop
-        event = self._stop_event
-        if loop is not None and event is not None:
-            with contextlib.suppress(RuntimeError):  # the loop already ended
-                loop.call_soon_threadsafe(event.set)
-        thread.join(timeout)
-        if thread.is_alive():
-            raise RelayError(f"the relay did not stop within {timeout:g} s")
-
-    def _run(self) -> None:
-        asyncio.run(self._main())
-
-    async def _main(self) -> None:
-        try:
-            await self.relay.start()
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            return
-        self._loop = asyncio.get_running_loop()
-        self._stop_event = asyncio.Event()
-        self._ready.set()
-        stop = asyncio.create_task(self._stop_event.wait())
-        ended = asyncio.create_task(self.relay.wait_closed())
-        await asyncio.wait({stop, ended}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        ended.cancel()
-        await self.relay.stop()
-
-    def __enter__(self) -> RelayThread:
-        if self._thread is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
 def _address(conn: ServerConnection) -> str | None:
     try:
         address = conn.remote_address
@@ -1091,18 +895,3 @@ def _address(conn: ServerConnection) -> str | None:
     if isinstance(address, tuple) and address:
         return str(address[0])
     return None
-
-
-def serve(host: str = "127.0.0.1", port: int = 0, **options: Any) -> RelayThread:
-    """Start a relay in a background thread; return it running.
-
-    Takes the arguments of :class:`Relay`, except that ``port`` defaults to
-    ``0`` (a free port)::
-
-        with wsloop.relay.serve(protocols=["chat"]) as relay:
-            ws.connect(f"{relay.url}/room/lobby", "chat")
-
-    Raises:
-        RelayError: the relay could not start.
-    """
-    return RelayThread(Relay(host, port, **options)).start()
