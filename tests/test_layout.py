@@ -7,8 +7,8 @@ absolute names.
 
 - The Sans-I/O core (``sansio.py``, ``_engine.py``, ``_sansio/``), and every
   wsloop module it imports, directly or not, imports no I/O module (socket,
-  ssl, asyncio, threading, select, selectors) and nothing of
-  ``wsloop.drivers``.
+  ssl, asyncio, threading, select, selectors), no clock (time: deadlines are
+  numbers passed in) and nothing of ``wsloop.drivers``.
 - The modules of ``wsloop.relay`` import each other without a cycle.
 """
 
@@ -27,7 +27,8 @@ SRC = Path(wsloop.__file__).parent
 CORE = ["wsloop.sansio", "wsloop._engine", "wsloop._sansio"]
 """The Sans-I/O core: these modules and packages, and what they import."""
 
-IO_MODULES = frozenset({"socket", "ssl", "asyncio", "threading", "select", "selectors"})
+IO_MODULES = frozenset({"socket", "ssl", "asyncio", "threading", "select", "selectors", "time"})
+"""Sockets, TLS, loops, threads, readiness, the clock: the drivers' business."""
 FORBIDDEN_PACKAGES = ("wsloop.drivers",)
 
 
@@ -147,6 +148,7 @@ def test_relative_imports_are_resolved() -> None:
         "import threading",
         "def later():\n    import select",
         "import selectors",
+        "from time import monotonic",
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..drivers.poll import X",
         "from .. import drivers",
     ],

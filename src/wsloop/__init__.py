@@ -24,7 +24,8 @@ The Construct 3 WebSocket plugin, made Pythonic: conditions
 #                   close, retries), reconnect.py (the policy), proxy.py (the
 #                   HTTP CONNECT and SOCKS handshakes), keepalive.py.
 #     * They import the leaves and each other: never socket, ssl, asyncio,
-#       threading, select, selectors nor wsloop.drivers.
+#       threading, select, selectors, time (no clock: the driver passes the
+#       time in) nor wsloop.drivers.
 # drivers/: base.py (the contract), poll.py, thread.py (on poll.py),
 #     asyncio.py, browser.py (the browser's WebSocket, no core), _common.py.
 #     They own sockets, threads, loops and clocks; they import the core and
