@@ -34,8 +34,7 @@ from wsloop import (
     TimeoutError,
     WebSocket,
 )
-from wsloop._url import parse_url
-from wsloop.drivers._proxy import (
+from wsloop._sansio.proxy import (
     MAX_RESPONSE_HEAD,
     SOCKS5,
     HTTPConnect,
@@ -46,6 +45,7 @@ from wsloop.drivers._proxy import (
     select_proxy,
     start_handshake,
 )
+from wsloop._url import parse_url
 from wsloop.drivers.poll import PollDriver
 from wsloop.drivers.thread import ThreadDriver
 
@@ -963,7 +963,7 @@ _PROXY_NAMES = [
 def test_the_environment_is_read_as_urllib_reads_it(values, cgi) -> None:
     import urllib.request
 
-    from wsloop.drivers._proxy import _environment_proxies
+    from wsloop._sansio.proxy import _environment_proxies
 
     saved = dict(os.environ)
     try:

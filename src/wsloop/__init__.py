@@ -10,6 +10,42 @@ The Construct 3 WebSocket plugin, made Pythonic: conditions
 :attr:`WebSocket.message_text`).
 """
 
+# Layout: each part, and what it may import (tests/test_layout.py checks the
+# rules marked *).
+#
+# Leaves: events.py, exceptions.py, _url.py, _headers.py, _binary.py (+ _binary_typed.py).
+#     The value types; they import only each other.
+# The Sans-I/O core: bytes and events in and out, deadlines as numbers.
+#     sansio.py     Session: the ordering contract, close codes, the native
+#                   frame reader; the public face of the core.
+#     _engine.py    the only module that imports the wrapped engine
+#                   (websockets' ClientProtocol); maps its events and errors.
+#     _sansio/      lifecycle.py (what both façades decide: sends, outbox,
+#                   close, retries), reconnect.py (the policy), proxy.py (the
+#                   HTTP CONNECT and SOCKS handshakes), keepalive.py.
+#     * They import the leaves and each other: never socket, ssl, asyncio,
+#       threading, select, selectors, time (no clock: the driver passes the
+#       time in) nor wsloop.drivers.
+# drivers/: base.py (the contract), poll.py, thread.py (on poll.py),
+#     asyncio.py, browser.py (the browser's WebSocket, no core), _common.py.
+#     They own sockets, threads, loops and clocks; they import the core and
+#     the leaves, never a façade.
+# The façades: _client.py (WebSocket), _async_client.py (AsyncWebSocket),
+#     _facade.py (the options and triggers both share), room.py (Room). They
+#     own the handlers; they import the drivers, the core and the leaves.
+# relay/: the server, on the websockets server (relay/__init__.py lists its
+#     parts). * Its modules form no import cycle. Imports wsloop only for
+#     _version and one engine helper (_engine).
+# cli/ (the wsloop command) and testing.py (fakes, the driver battery) sit
+#     on top and may import anything.
+#
+# One message in: drivers/poll.py reads the socket -> Session.receive_data()
+#     (sansio.py, with _engine.py) -> Session.events_received() -> TextMessage
+#     (events.py) -> WebSocket._dispatch() (_client.py) -> on_text_message.
+# One send out: WebSocket.send_text() (_facade.py, _sansio/lifecycle.py) ->
+#     PollDriver.send_text() -> Session.send_text() -> Session.data_to_send()
+#     -> the socket, written by drivers/poll.py.
+
 from __future__ import annotations
 
 from ._async_client import AsyncWebSocket

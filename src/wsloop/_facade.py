@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from ._headers import header_items
 from ._sansio.lifecycle import Sender
+from ._sansio.proxy import parse_proxy
 from ._url import parse_url
-from .drivers._proxy import parse_proxy
 from .drivers.base import Config
 from .events import BinaryMessage, Closed, Error, Event, Opened, TextMessage
 from .sansio import State

@@ -11,7 +11,7 @@ API promises to raise) are raised directly.
     WebSocketError(Exception)
     ├── InvalidURI(WebSocketError, ValueError)
     ├── ConnectError                      DNS, TCP or proxy step failed
-    │   ├── ProxyError                    .proxy, .target, .status (drivers/_proxy.py)
+    │   ├── ProxyError                    .proxy, .target, .status (_sansio/proxy.py)
     │   └── TLSError                      TLS handshake or certificate failed
     ├── HandshakeError                    the HTTP upgrade went wrong
     │   ├── InvalidStatus                 .status, .headers, .body

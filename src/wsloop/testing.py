@@ -45,7 +45,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
-from .relay.server import RelayThread, serve
+from .relay import RelayThread, serve
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

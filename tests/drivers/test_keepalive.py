@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 import wsloop
-from wsloop.drivers._keepalive import Keepalive
+from wsloop._sansio.keepalive import Keepalive
 
 SILENT_SERVER = """
 import asyncio

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 from ..exceptions import ConnectError, ConnectionClosedError, ProxyError, TimeoutError, TLSError
 
 if TYPE_CHECKING:
+    from .._sansio.proxy import Proxy
     from .._url import URL
     from ..sansio import Session
-    from ._proxy import Proxy
     from .base import Config
 
 __all__ = [

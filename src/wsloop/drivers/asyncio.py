@@ -58,6 +58,8 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+from .._sansio.keepalive import Keepalive
+from .._sansio.proxy import select_proxy, start_handshake
 from ..exceptions import ProxyError, TimeoutError, WebSocketError
 from ..sansio import Session, State
 from ._common import (
@@ -72,16 +74,14 @@ from ._common import (
     tls_error,
     warn_insecure,
 )
-from ._keepalive import Keepalive
-from ._proxy import select_proxy, start_handshake
 
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable
 
+    from .._sansio.proxy import Proxy
     from .._url import URL
     from ..events import Event
-    from ._proxy import Proxy
     from .base import Config
 
 __all__ = ["WRITE_LIMIT", "AsyncioDriver"]

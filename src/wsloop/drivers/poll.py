@@ -47,6 +47,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._sansio.keepalive import Keepalive
+from .._sansio.proxy import select_proxy, start_handshake
 from ..exceptions import ProxyError, TimeoutError, TLSError, WebSocketError
 from ..sansio import Session, State
 from ._common import (
@@ -61,15 +63,13 @@ from ._common import (
     tls_error,
     warn_insecure,
 )
-from ._keepalive import Keepalive
-from ._proxy import select_proxy, start_handshake
 from .base import BaseDriver, Config
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .._sansio.proxy import Proxy, ProxyHandshake
     from .._url import URL
-    from ._proxy import Proxy, ProxyHandshake
 
 __all__ = ["PollDriver"]
 

@@ -18,17 +18,10 @@ protocol instead (presence, history, resume: ``docs/rooms.md``).
 from __future__ import annotations
 
 from ._guard import Handshake, Refuse
+from ._thread import RelayThread, serve
 from .game import GameRoom, JoinRefused
 from .rooms import ROOM_PROTOCOL, RoomConfig, RoomCore, Seat
-from .server import (
-    DEFAULT_MAX_SIZE,
-    DEFAULT_PORT,
-    Relay,
-    RelayError,
-    RelayStats,
-    RelayThread,
-    serve,
-)
+from .server import DEFAULT_MAX_SIZE, DEFAULT_PORT, Relay, RelayError, RelayStats
 
 __all__ = [
     "DEFAULT_MAX_SIZE",

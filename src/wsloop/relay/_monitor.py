@@ -33,7 +33,7 @@ import html
 import json
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from websockets.datastructures import Headers
 from websockets.http11 import Response
@@ -41,7 +41,11 @@ from websockets.http11 import Response
 from .._version import __version__
 
 if TYPE_CHECKING:
-    from .server import Relay
+    from collections.abc import Mapping
+
+    from ._parts import RelayStats
+    from ._redis_rooms import RoomStore
+    from .rooms import RoomCore
 
 __all__: list[str] = []
 
@@ -80,6 +84,33 @@ class Rates:
         return (in1 - in0) / span, (out1 - out0) / span
 
 
+class Monitored(Protocol):
+    """What the pages read of a relay (a :class:`~wsloop.relay.Relay`).
+
+    Spelled out here so that this module needs nothing of ``server.py``,
+    which imports it: the relay's modules import one way only.
+    """
+
+    @property
+    def stats(self) -> RelayStats: ...
+    @property
+    def healthy(self) -> bool: ...
+    @property
+    def failure(self) -> str | None: ...
+    @property
+    def monitoring(self) -> bool: ...
+    @property
+    def _rates(self) -> Rates: ...
+    @property
+    def _started(self) -> float: ...
+    @property
+    def _rooms(self) -> Mapping[str, Mapping[Any, None]]: ...
+    @property
+    def _cores(self) -> Mapping[str, RoomCore]: ...
+    @property
+    def _room_store(self) -> RoomStore | None: ...
+
+
 def _response(status: int, body: bytes, content_type: str) -> Response:
     headers = Headers()
     headers["Content-Type"] = content_type
@@ -96,7 +127,7 @@ def _text(status: int, text: str) -> Response:
     return _response(status, text.encode(), "text/plain; charset=utf-8")
 
 
-def snapshot(relay: Relay) -> dict[str, Any]:
+def snapshot(relay: Monitored) -> dict[str, Any]:
     """What ``/status.json`` shows."""
     stats = relay.stats
     rate_in, rate_out = relay._rates.current()
@@ -196,7 +227,7 @@ refreshes every 5 s · <a href="/status.json{query}">status.json</a> ·
     return page.encode()
 
 
-def _metrics(relay: Relay) -> Response:
+def _metrics(relay: Monitored) -> Response:
     try:
         from prometheus_client import CollectorRegistry, generate_latest
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -237,7 +268,7 @@ def _metrics(relay: Relay) -> Response:
     return _response(200, generate_latest(registry), "text/plain; version=0.0.4; charset=utf-8")
 
 
-def respond(relay: Relay, path: str, token_ok: bool | None, query: str = "") -> Response:
+def respond(relay: Monitored, path: str, token_ok: bool | None, query: str = "") -> Response:
     """The page for ``path`` (one of :data:`PATHS`).
 
     ``token_ok``: ``None`` when the relay has no token, else whether the

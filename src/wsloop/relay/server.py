@@ -21,34 +21,37 @@ bounded by the queue limits plus the ``websockets`` write buffer.
 A member leaves its room when its TCP connection is gone, whatever the path
 that led there (``_reap``), which is also where the disconnect is logged.
 
-Before any of this, ``process_request`` answers the plain-HTTP pages
-(``/healthz``, ``/metrics``, ``/status``: ``_monitor.py``) and runs the
-``auth`` hook; ``process_response`` applies the per-address limit; each
-message read passes the sender's rate limit first (``_guard.py``).
+Before any of this, the relay's :class:`~wsloop.relay._handshake.Gate`
+answers the plain-HTTP pages (``/healthz``, ``/metrics``, ``/status``:
+``_monitor.py``), runs the ``auth`` hook, picks the subprotocol and refuses
+what the limits refuse (``_handshake.py``); each message read passes the
+sender's rate limit first (``_guard.py``).
+
+A member that speaks the room protocol reaches its room through a link
+(``_match.py``, which also holds quick match); :class:`~wsloop.relay.RelayThread`
+and :func:`~wsloop.relay.serve` run a relay on a thread of its own
+(``_thread.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import inspect
-import json
 import logging
-import threading
 import time
-import urllib.parse
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve as _ws_serve
-from websockets.exceptions import ConnectionClosed, NegotiationError
+from websockets.exceptions import ConnectionClosed
 
 from .._version import __version__
 from . import _monitor
 from ._conn import DEFAULT_MAX_FRAGMENTS, connection_class
 from ._errors import RelayError
-from ._guard import LOOPBACK, Handshake, RateLimit, Refuse, exempt, networks, shared_secret
-from ._parts import RelayStats, _first_line, _Member, _Message, _peer, _room_of
+from ._guard import LOOPBACK, Handshake, RateLimit, networks, shared_secret
+from ._handshake import Gate, subprotocol
+from ._match import _MatchSession, _MemberLink
+from ._parts import RelayStats, _Member, _Message, _peer, _room_of
 from ._session import RoomSession
 from .game import GameRoom, Games, _GameCore
 from .rooms import ROOM_PROTOCOL, RoomConfig, RoomCore
@@ -59,7 +62,6 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from websockets.http11 import Request, Response
-    from websockets.typing import Subprotocol
 
     from ._redis import RedisBroker
     from ._redis_rooms import RedisRoom, RoomStore
@@ -72,12 +74,9 @@ __all__ = [
     "Relay",
     "RelayError",
     "RelayStats",
-    "RelayThread",
-    "serve",
 ]
 
 logger = logging.getLogger("wsloop.relay")
-T = TypeVar("T")
 
 _ws_logger = logging.getLogger("wsloop.relay.websockets")
 # The websockets server logs "connection open"/"connection closed" at INFO;
@@ -103,95 +102,6 @@ DEFAULT_RATE_BYTES = 16.0 * 2**20
 """Payload bytes per second one client may send, on average (bursts of twice that)."""
 DEFAULT_MAX_PER_ADDRESS = 100
 """Connections from one (non-loopback) address."""
-
-
-class _MemberLink:
-    """A relay member as the room core sees it (a :class:`~wsloop.relay.rooms.Link`)."""
-
-    __slots__ = ("member", "placed", "relay")
-
-    def __init__(self, relay: Relay, member: _Member) -> None:
-        self.relay = relay
-        self.member = member
-        self.placed: _GameCore | None = None
-        """The game room quick match put this connection in, until it joins or resumes."""
-
-    @property
-    def identity(self) -> Any:
-        """What the relay's ``auth`` hook said of this connection."""
-        return self.member.identity
-
-    def count_resume(self) -> None:
-        """A room-protocol seat was taken back on this connection."""
-        self.relay._resumes += 1
-
-    def push(self, data: bytes, text: bool) -> None:
-        self.relay._enqueue(self.member, _Message(data, text))
-
-    def shut(self, code: int, reason: str) -> None:
-        member = self.member
-        if not member.closing:
-            self.relay._spawn(self._drain_then_close(code, reason))
-
-    async def _drain_then_close(self, code: int, reason: str) -> None:
-        # What was pushed just before (an error, a "left") goes out first.
-        member = self.member
-        if member.queue and not member.closing:
-            member.idle.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.relay.close_timeout):
-                    await member.idle.wait()
-        await self.relay._close_member(member, code, reason)
-
-
-class _MatchSession(RoomSession):
-    """A quick-match connection: placed in a room at the handshake, or resumed anywhere.
-
-    A resume names its seat by token, and the seat may be in any room of the
-    class: the session moves to that room before the resume is handled.
-    """
-
-    def __init__(
-        self, link: _MemberLink, core: RoomCore, config: RoomConfig, relay: Relay
-    ) -> None:
-        super().__init__(link, core, config)
-        self.relay = relay
-        self.placement = link
-
-    def handle(self, message: str | bytes) -> None:
-        link = self.placement
-        placed = link.placed
-        if placed is not None and isinstance(message, str):
-            home = self._home(placed, message)
-            if home is not None and home is not placed:
-                self.relay._unplace(link)
-                self._core = home
-        super().handle(message)
-        if link.placed is not None and self.seat is not None:
-            link.placed.pending -= 1  # joined (or resumed) where it was placed
-            link.placed = None
-
-    def _home(self, placed: _GameCore, message: str) -> RoomCore | None:
-        """For a resume: the room of the placed room's class that holds the token."""
-        if '"resume"' not in message:
-            return None
-        try:
-            obj = json.loads(message)
-        except ValueError:
-            return None
-        if not isinstance(obj, dict) or obj.get("type") != "resume":
-            return None
-        token = obj.get("token")
-        if not isinstance(token, str):
-            return None
-        for core in self.relay._cores.values():
-            if (
-                isinstance(core, _GameCore)
-                and core.room_class is placed.room_class
-                and core.holds(token)
-            ):
-                return core
-        return None
 
 
 class Relay:
@@ -352,17 +262,24 @@ class Relay:
         self.rate_bytes = rate_bytes
         self.max_connections_per_address = max_connections_per_address
         self.exempt_networks = tuple(exempt_networks)
-        self._exempt = networks(self.exempt_networks)
+        self._gate = Gate(
+            echo=echo,
+            protocols=self.protocols,
+            games=self.games,
+            auth=self.auth,
+            token=token,
+            max_connections=max_connections,
+            max_per_address=max_connections_per_address,
+            exempt=networks(self.exempt_networks),
+            pages=self._page,
+        )
         self.monitoring = monitoring
-        self._identities: dict[ServerConnection, Any] = {}
-        self._per_address: dict[str, int] = {}
         self._rates = _monitor.Rates()
         self._sampler: asyncio.Task[None] | None = None
         self._started = time.monotonic()
         self._bytes_in = 0
         self._bytes_out = 0
         self._rate_limited = 0
-        self._refused = 0
         self._handler_errors = 0
         self._resumes = 0
         self._cores: dict[str, RoomCore] = {}
@@ -410,10 +327,10 @@ class Relay:
                 self._handler,
                 self.host,
                 self.port,
-                subprotocols=[self._subprotocol(p) for p in self.protocols] or None,
-                select_subprotocol=self._select_subprotocol,
+                subprotocols=[subprotocol(p) for p in self.protocols] or None,
+                select_subprotocol=self._gate.select_subprotocol,
                 origins=origins,
-                process_request=self._process_request,
+                process_request=self._gate.process_request,
                 process_response=self._process_response,
                 server_header=f"wsloop-relay/{__version__}",
                 max_size=self.max_size,
@@ -535,7 +452,7 @@ class Relay:
             bytes_in=self._bytes_in,
             bytes_out=self._bytes_out,
             rate_limited=self._rate_limited,
-            refused=self._refused,
+            refused=self._gate.refused,
             handler_errors=self._handler_errors,
             resumes=self._resumes,
         )
@@ -607,117 +524,36 @@ class Relay:
             if not core.seats and core.pending <= 0:
                 self._drop_core(core)
 
-    # The handshake.
+    # The handshake (the refusals: _handshake.py).
 
-    @staticmethod
-    def _subprotocol(name: str) -> Subprotocol:
-        return name  # type: ignore[return-value]
-
-    def _select_subprotocol(
-        self, conn: ServerConnection, offered: Sequence[Subprotocol]
-    ) -> Subprotocol | None:
-        if not offered:
-            return None
-        if self.games and self.games.match(_room_of(conn.request)) is not None:  # type: ignore[arg-type]
-            if ROOM_PROTOCOL not in offered:
-                raise NegotiationError(
-                    f"this path is a game room: ask for the {ROOM_PROTOCOL} subprotocol"
-                )
-            return self._subprotocol(ROOM_PROTOCOL)
-        if ROOM_PROTOCOL in offered and not self.echo:
-            return self._subprotocol(ROOM_PROTOCOL)
-        if not self.protocols:
-            return None
-        for name in offered:
-            if name in self.protocols:
-                return name
-        raise NegotiationError(
-            f"none of the requested subprotocols ({', '.join(offered)}) is accepted here; "
-            f"this relay accepts: {', '.join(self.protocols)}"
-        )
-
-    async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
-        path = _room_of(request)
-        upgrade = "upgrade" in request.headers.get("Connection", "").lower()
-        if path in _monitor.PATHS and not upgrade:
-            token_ok, query = None, ""
-            if self.token is not None:
-                token = Handshake.of(request, "").token
-                token_ok = token is not None and hmac.compare_digest(token, self.token)
-                query = f"?{urllib.parse.urlencode({'token': token})}" if token_ok else ""
-            return _monitor.respond(self, path, token_ok, query)
-        if self.auth is None:
-            return None
-        handshake = Handshake.of(request, _peer(conn))
-        try:
-            identity = self.auth(handshake)
-            if inspect.isawaitable(identity):
-                identity = await identity
-        except Refuse as refusal:
-            return conn.respond(refusal.status, refusal.message.rstrip("\n") + "\n")
-        except Exception:
-            logger.exception("the relay's auth hook failed for %s", handshake.peer)
-            return conn.respond(500, "The relay could not check who you are (see its log).\n")
-        if identity is None:
-            return conn.respond(401, "This relay does not know you: authentication required.\n")
-        self._identities[conn] = identity
-        return None
+    def _page(self, path: str, token_ok: bool | None, query: str) -> Response:
+        return _monitor.respond(self, path, token_ok, query)
 
     async def _process_response(
         self, conn: ServerConnection, request: Request, response: Response
     ) -> Response | None:
+        """Register the client as a member before its ``101``, unless it is refused."""
+        gate = self._gate
         room = _room_of(request)
         peer = _peer(conn)
-        identity = self._identities.pop(conn, None)
-        if response.status_code != 101:
-            if response.status_code == 200 and room in _monitor.PATHS:
-                return None  # a monitoring page, not a refusal
-            self._refused += 1
-            logger.info(
-                "! %s refused %s: HTTP %d %s",
-                peer,
-                room,
-                response.status_code,
-                _first_line(response.body),
-            )
-            return None
-        if self._stopping:
-            self._refused += 1
-            return conn.respond(503, "The relay is shutting down.\n")
-        if len(self._members) >= self.max_connections:
-            self._refused += 1
-            logger.info(
-                "! %s refused %s: HTTP 503 full (%d connections)", peer, room, len(self._members)
-            )
-            return conn.respond(
-                503,
-                f"This relay is full ({self.max_connections} connections); try again later.\n",
-            )
-        address = _address(conn)
-        counted = address is not None and not exempt(address, self._exempt)
-        limit = self.max_connections_per_address
-        if counted and limit is not None and self._per_address.get(address or "", 0) >= limit:
-            self._refused += 1
-            logger.info("! %s refused %s: HTTP 429 (%d from its address)", peer, room, limit)
-            return conn.respond(
-                429, f"Too many connections from your address ({limit}); close some first.\n"
-            )
-        if (
-            self.games
-            and self.games.match(room) is not None
-            and response.headers.get("Sec-WebSocket-Protocol") != ROOM_PROTOCOL
-        ):
-            self._refused += 1
-            return conn.respond(
-                400,
-                f"This path is a game room: connect with the {ROOM_PROTOCOL} subprotocol "
-                "(see docs/rooms.md).\n",
-            )
+        identity = gate.identities.pop(conn, None)
+        address = gate.counted_address(conn)
+        refusal = gate.refusal(
+            conn,
+            room,
+            peer,
+            response,
+            address,
+            stopping=self._stopping,
+            connections=len(self._members),
+        )
+        if refusal is not None or response.status_code != 101:
+            return refusal
         member = _Member(conn, room, peer)
         member.identity = identity
-        if counted and address is not None:
+        if address is not None:
             member.address = address
-            self._per_address[address] = self._per_address.get(address, 0) + 1
+            gate.count(address)
         if self.rate_messages is not None or self.rate_bytes is not None:
             member.limit = RateLimit(self.rate_messages, self.rate_bytes, self.max_size)
         self._members[conn] = member
@@ -922,13 +758,8 @@ class Relay:
             idle = core is not None and not core.seats and not getattr(core, "pending", 0)
             if idle and core is not None and self._cores.get(core.name) is core:
                 self._drop_core(core)  # nobody ever joined it
-        address = member.address
-        if address:
-            left = self._per_address.get(address, 1) - 1
-            if left > 0:
-                self._per_address[address] = left
-            else:
-                self._per_address.pop(address, None)
+        if member.address:
+            self._gate.release(member.address)
         room = self._rooms.get(member.room)
         if room is not None and member in room:
             del room[member]
@@ -973,136 +804,3 @@ class Relay:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-class RelayThread:
-    """A :class:`Relay` running on its own event loop in a background thread.
-
-    Made for tests, demos and apps that are not asyncio: the relay serves
-    while the calling thread does something else. Use it as a context
-    manager, or call :meth:`start` and :meth:`stop`.
-    """
-
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
-        """The relay being run."""
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-
-    @property
-    def port(self) -> int:
-        """The port the relay listens on."""
-        return self.relay.port
-
-    @property
-    def url(self) -> str:
-        """The base URL, such as ``ws://127.0.0.1:40123``; add a room path."""
-        return self.relay.url
-
-    @property
-    def stats(self) -> RelayStats:
-        """The relay's counters (see :class:`RelayStats`)."""
-        return self.call(lambda: self.relay.stats)
-
-    def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn()`` on the relay's loop and return its result."""
-        loop = self._loop
-        if loop is None:
-            raise RuntimeError("the relay is not running")
-
-        async def run() -> T:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout=30)
-
-    def start(self, timeout: float = 30.0) -> RelayThread:
-        """Start the thread and wait until the relay listens.
-
-        Raises:
-            RelayError: the relay could not start.
-        """
-        if self._thread is not None:
-            raise RuntimeError("this relay thread was already started")
-        self._thread = threading.Thread(target=self._run, name="wsloop-relay", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise RelayError(f"the relay did not start within {timeout:g} s")
-        if self._error is not None:
-            self._thread.join(timeout)
-            raise self._error
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Close every client with 1001, stop the relay and join the thread."""
-        thread = self._thread
-        if thread is None:
-            return
-        loop = self._loop
-        event = self._stop_event
-        if loop is not None and event is not None:
-            with contextlib.suppress(RuntimeError):  # the loop already ended
-                loop.call_soon_threadsafe(event.set)
-        thread.join(timeout)
-        if thread.is_alive():
-            raise RelayError(f"the relay did not stop within {timeout:g} s")
-
-    def _run(self) -> None:
-        asyncio.run(self._main())
-
-    async def _main(self) -> None:
-        try:
-            await self.relay.start()
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            return
-        self._loop = asyncio.get_running_loop()
-        self._stop_event = asyncio.Event()
-        self._ready.set()
-        stop = asyncio.create_task(self._stop_event.wait())
-        ended = asyncio.create_task(self.relay.wait_closed())
-        await asyncio.wait({stop, ended}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        ended.cancel()
-        await self.relay.stop()
-
-    def __enter__(self) -> RelayThread:
-        if self._thread is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-def _address(conn: ServerConnection) -> str | None:
-    try:
-        address = conn.remote_address
-    except Exception:  # pragma: no cover - the transport is gone
-        return None
-    if isinstance(address, tuple) and address:
-        return str(address[0])
-    return None
-
-
-def serve(host: str = "127.0.0.1", port: int = 0, **options: Any) -> RelayThread:
-    """Start a relay in a background thread; return it running.
-
-    Takes the arguments of :class:`Relay`, except that ``port`` defaults to
-    ``0`` (a free port)::
-
-        with wsloop.relay.serve(protocols=["chat"]) as relay:
-            ws.connect(f"{relay.url}/room/lobby", "chat")
-
-    Raises:
-        RelayError: the relay could not start.
-    """
-    return RelayThread(Relay(host, port, **options)).start()

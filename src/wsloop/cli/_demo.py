@@ -26,17 +26,21 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
-from ._binary import BinaryData
-from ._client import WebSocket
-from ._sansio.reconnect import Reconnect
-from .relay import GameRoom, Seat, serve
-from .room import Member, Room
+from .._binary import BinaryData
+from .._client import WebSocket
+from .._sansio.reconnect import Reconnect
+from ..relay import GameRoom, Seat, serve
+from ..room import Member, Room
+from ._args import _seconds
 
 if TYPE_CHECKING:
-    from .events import Closed, Error, Opened, Reconnecting
-    from .relay.server import RelayThread
+    import argparse
 
-__all__ = ["run_demo"]
+    from ..events import Closed, Error, Opened, Reconnecting
+    from ..relay import RelayThread
+    from ._args import _Parser
+
+__all__ = ["add_parser", "run_demo"]
 
 PATH = "/ttt/"
 THINK = 0.12
@@ -354,3 +358,27 @@ def report(demo: Demo, ada: Player, bob: Player) -> int:
         "'/ttt/*=tictactoe_room:TicTacToe'` in examples/game."
     )
     return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    return run_demo(seed=args.seed, timeout=args.timeout)
+
+
+def add_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
+    """Add ``wsloop demo`` and its options to the subcommands."""
+    demo = commands.add_parser(
+        "demo",
+        help="watch two clients play tic-tac-toe through an embedded relay (offline)",
+        description="Start a relay on a free local port, connect two scripted wsloop "
+        "clients that play a game of tic-tac-toe in a room, print the triggers as they fire, "
+        "close cleanly. Exits 0 if everything went as it should.",
+    )
+    demo.add_argument("--seed", type=int, default=7, help="the players' random seed")
+    demo.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="fail if the demo takes longer (default 30)",
+    )
+    demo.set_defaults(run=_run_demo)
