@@ -25,6 +25,11 @@ options does: ``SSL_CERT_FILE`` points at a bundle of the system's CA
 certificates plus the test CA that signed the server's certificate, so the
 client pays the real cost of loading the store.
 
+Each call is timed twice: wall time (what the frame loses) and the calling
+thread's CPU time (``time.thread_time_ns``: what wsloop's code costs, without
+the moments another process held the core). On a busy machine the wall
+figures are noise and the CPU figures are the ones to read.
+
 Targets (issue 12; never asserted, reported): no ``poll()`` over 2 ms with
 the poll driver, no send over 1 ms; with ``driver="thread",
 deliver="caller"``, no ``poll()`` over the switch interval plus 1 ms.
@@ -122,9 +127,11 @@ def _percentile(values: list[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
 
 
-def _timed_poll(ws: Any, calls: list[int]) -> None:
+def _timed_poll(ws: Any, calls: list[int], cpu: list[int]) -> None:
     start = time.perf_counter_ns()
+    start_cpu = time.thread_time_ns()
     ws.poll(0)
+    cpu.append(time.thread_time_ns() - start_cpu)
     calls.append(time.perf_counter_ns() - start)
 
 
@@ -150,7 +157,9 @@ def run_scenario(name: str, driver: str, ports: dict[str, int]) -> dict[str, Any
     ws.on_text_message = lambda e: seen["texts"].append(e.text[:40])
     ws.on_binary_message = lambda e: seen.update(bins=seen["bins"] + len(e.data))
     polls: list[int] = []
+    polls_cpu: list[int] = []
     sends: list[int] = []
+    sends_cpu: list[int] = []
     scheme = "wss" if spec.get("tls") else "ws"
     deadline = time.monotonic() + 60.0
 
@@ -158,7 +167,7 @@ def run_scenario(name: str, driver: str, ports: dict[str, int]) -> dict[str, Any
         while not done():
             if seen["error"] or seen["closed"] or time.monotonic() > deadline:
                 raise RuntimeError(f"{name}/{driver}: {seen['error'] or 'closed or timed out'}")
-            _timed_poll(ws, polls)
+            _timed_poll(ws, polls, polls_cpu)
 
     ws.connect(f"{scheme}://127.0.0.1:{ports[scheme]}/")
     until(lambda: seen["opened"])
@@ -174,10 +183,12 @@ def run_scenario(name: str, driver: str, ports: dict[str, int]) -> dict[str, Any
         payload: bytes | str
         payload = os.urandom(spec["size"]) if spec["type"] == "BIN" else "é" * (spec["size"] // 2)
         start = time.perf_counter_ns()
+        start_cpu = time.thread_time_ns()
         if isinstance(payload, bytes):
             ws.send_binary(payload)
         else:
             ws.send_text(payload)
+        sends_cpu.append(time.thread_time_ns() - start_cpu)
         sends.append(time.perf_counter_ns() - start)
         until(lambda: any(t.startswith("got ") for t in seen["texts"]))
     else:
@@ -186,7 +197,7 @@ def run_scenario(name: str, driver: str, ports: dict[str, int]) -> dict[str, Any
     ws.close()
     close_deadline = time.monotonic() + 10.0
     while not seen["closed"] and time.monotonic() < close_deadline:
-        _timed_poll(ws, polls)
+        _timed_poll(ws, polls, polls_cpu)
     out: dict[str, Any] = {
         "scenario": name,
         "driver": driver,
@@ -194,9 +205,11 @@ def run_scenario(name: str, driver: str, ports: dict[str, int]) -> dict[str, Any
         "poll_max_ms": max(polls) / 1e6,
         "poll_p999_ms": _percentile(polls, 0.999),
         "poll_total_ms": sum(polls) / 1e6,
+        "poll_cpu_max_ms": max(polls_cpu) / 1e6,
     }
     if sends:
         out["send_ms"] = max(sends) / 1e6
+        out["send_cpu_ms"] = max(sends_cpu) / 1e6
     return out
 
 
@@ -208,18 +221,26 @@ def budget(driver: str) -> float:
 
 def render(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| scenario | driver | poll() calls | max poll ms | p99.9 poll ms | send ms | budget |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| scenario | driver | poll() calls | max poll ms | p99.9 poll ms | max poll CPU ms "
+        "| send ms | send CPU ms | budget (wall) | budget (CPU) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
+
+    def verdict(poll: float, send: float | None, limit: float) -> str:
+        ok = poll <= limit and (send is None or send <= SEND_BUDGET_MS)
+        return "within" if ok else "OVER"
+
     for row in rows:
-        send = row.get("send_ms")
-        within = row["poll_max_ms"] <= budget(row["driver"]) and (
-            send is None or send <= SEND_BUDGET_MS
-        )
+        send, send_cpu = row.get("send_ms"), row.get("send_cpu_ms")
+        limit = budget(row["driver"])
         lines.append(
             f"| {row['scenario']} | {row['driver']} | {row['polls']:,} | "
             f"{row['poll_max_ms']:.2f} | {row['poll_p999_ms']:.3f} | "
-            f"{'' if send is None else f'{send:.2f}'} | {'within' if within else 'OVER'} |"
+            f"{row['poll_cpu_max_ms']:.2f} | "
+            f"{'' if send is None else f'{send:.2f}'} | "
+            f"{'' if send_cpu is None else f'{send_cpu:.2f}'} | "
+            f"{verdict(row['poll_max_ms'], send, limit)} | "
+            f"{verdict(row['poll_cpu_max_ms'], send_cpu, limit)} |"
         )
     return "\n".join(lines)
 
@@ -310,9 +331,10 @@ def measure(
         for driver in drivers:
             runs = [run_scenario(name, driver, ports) for _ in range(repeats)]
             worst = max(runs, key=lambda r: r["poll_max_ms"])
-            worst["send_ms"] = max((r["send_ms"] for r in runs if "send_ms" in r), default=None)
-            if worst["send_ms"] is None:
-                del worst["send_ms"]
+            for key in ("send_ms", "send_cpu_ms", "poll_cpu_max_ms"):
+                worst[key] = max((r[key] for r in runs if key in r), default=None)
+                if worst[key] is None:
+                    del worst[key]
             rows.append(worst)
             print(f"  {name} / {driver}: max poll {worst['poll_max_ms']:.2f} ms", flush=True)
     return rows
