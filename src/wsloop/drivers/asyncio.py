@@ -98,10 +98,10 @@ _PROXY_READ = 4096
 """Bytes read from a proxy at a time while its handshake runs."""
 
 _PONG_BACKLOG = 64 * 1024
+"""Above this many bytes waiting to be written, only the latest ping is answered."""
 
 _SEND_STEP = 0.0005
 """Seconds of framing slices of a large message per loop callback (see Session.sending)."""
-"""Above this many bytes waiting to be written, only the latest ping is answered."""
 
 
 def _is_ip_literal(host: str) -> bool:

@@ -83,10 +83,10 @@ _HAS_POLL = hasattr(select, "poll")
 _RESOLVE_SLICE = 0.005
 _PROXY_READ = 4096
 _PONG_BACKLOG = 64 * 1024
+"""Above this many bytes waiting to be written, only the latest ping is answered."""
 
 _SEND_STEP = 0.0005
 """Seconds of framing slices of a large message per write step (see Session.sending)."""
-"""Above this many bytes waiting to be written, only the latest ping is answered."""
 
 
 def _is_ip_literal(host: str) -> bool:
