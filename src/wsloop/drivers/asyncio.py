@@ -27,7 +27,9 @@ Then the socket becomes a transport bound to a :class:`_Protocol`.
 ``tls``
     For ``wss://``, ``loop.start_tls()`` on that transport (through the
     tunnel, if any), verifying the certificate against the server's host name
-    (SNI set).
+    (SNI set). The context comes from :data:`~wsloop.drivers._tls.CONTEXTS`,
+    asked for in ``connect()``: built on a helper thread while the earlier
+    phases run, once per set of TLS options, shared with the other drivers.
 ``ws``
     The handshake request is written; from now on the transport's callbacks
     (``data_received``, ``eof_received``, ``connection_lost``) feed the session
@@ -67,16 +69,17 @@ from ._common import (
     proxy_lost,
     proxy_resolve_error,
     resolve_error,
-    ssl_context,
     tls_error,
     warn_insecure,
 )
 from ._keepalive import Keepalive
 from ._proxy import select_proxy, start_handshake
+from ._tls import CONTEXTS, ContextCache
 
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable
+    from concurrent.futures import Future
 
     from .._url import URL
     from ..events import Event
@@ -152,6 +155,9 @@ class AsyncioDriver:
     where they make sense, but no ``poll()``: the event loop does the polling.
     """
 
+    tls_contexts: ContextCache = CONTEXTS
+    """Where ``wss://`` contexts come from; a subclass may bring its own cache."""
+
     def __init__(
         self,
         config: Config,
@@ -175,7 +181,8 @@ class AsyncioDriver:
         self._keepalive_timer: asyncio.TimerHandle | None = None
         self._opened = False  # the current session has left CONNECTING
         self._reading_paused = False
-        self._ssl_context: ssl.SSLContext | None = None
+        self._tls_context: Future[ssl.SSLContext] | None = None
+        """The context for the current ``wss://`` connection, perhaps still being built."""
         self._warned_full = False
         self._held: list[memoryview] = []
         """Bytes received but not parsed yet because reading is paused (oldest first).
@@ -275,6 +282,8 @@ class AsyncioDriver:
         self._held_end = False
         self._protocol = None
         self._transport = None
+        # Built (if it must be) on a helper thread while the earlier phases run.
+        self._tls_context = self.tls_contexts.get(config) if url.secure else None
         timeout = config.connect_timeout
         if timeout is not None:
             self._connect_timer = loop.call_later(timeout, self._connect_expired, session)
@@ -558,15 +567,14 @@ class AsyncioDriver:
         protocol: _Protocol,
     ) -> bool:
         """Upgrade the transport to TLS; on failure, fail the session and say so."""
-        ctx = self._ssl_context
-        if ctx is None:
+        future = self._tls_context
+        assert future is not None
+        try:
             # Loading the system's CA certificates reads files: not on the loop.
-            try:
-                ctx = await loop.run_in_executor(None, ssl_context, self.config)
-            except (OSError, ValueError) as exc:
-                self._fail(session, tls_error(url, exc))
-                return False
-            self._ssl_context = ctx
+            ctx = future.result() if future.done() else await asyncio.wrap_future(future)
+        except Exception as exc:  # OSError, ValueError, or whatever the build raised
+            self._fail(session, tls_error(url, exc))
+            return False
         # asyncio's own handshake timeout must not fire before ours.
         timeout = self.config.connect_timeout
         try:

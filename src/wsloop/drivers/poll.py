@@ -12,7 +12,7 @@ from ``poll()``:
 ``resolve``
     A name lookup. The operating system offers only a blocking call, so a
     host name that is not an IP literal is looked up on a short-lived helper
-    thread (the only thread this driver ever starts); literals skip it.
+    thread; literals skip it.
 ``tcp``
     A non-blocking ``connect()`` to each address in turn until one answers.
 ``proxy``
@@ -24,10 +24,16 @@ from ``poll()``:
     up the server's name first, then the proxy's.
 ``tls``
     For ``wss://``, the TLS handshake on the non-blocking socket, verifying
-    the certificate and host name.
+    the certificate and host name. Its context comes from
+    :data:`~wsloop.drivers._tls.CONTEXTS`: ``connect()`` asks for it, so
+    that the CA store is loaded on a helper thread while the earlier phases
+    run (or not at all when the same options were used before), and this
+    phase waits for it in slices, as ``resolve`` does, before the handshake.
 ``ws``
     The WebSocket handshake and then the messages, through a
     :class:`~wsloop.sansio.Session`, until the session is CLOSED.
+
+The resolver and the context builder are the only threads this driver starts.
 
 The connect timeout covers every phase up to the open connection; the close
 timeout starts when the session expects the server to close TCP.
@@ -45,6 +51,7 @@ import ssl
 import threading
 import time
 from collections import deque
+from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..exceptions import ProxyError, TimeoutError, TLSError, WebSocketError
@@ -57,16 +64,17 @@ from ._common import (
     proxy_lost,
     proxy_resolve_error,
     resolve_error,
-    ssl_context,
     tls_error,
     warn_insecure,
 )
 from ._keepalive import Keepalive
 from ._proxy import select_proxy, start_handshake
+from ._tls import CONTEXTS, ContextCache
 from .base import BaseDriver, Config
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from concurrent.futures import Future
 
     from .._url import URL
     from ._proxy import Proxy, ProxyHandshake
@@ -120,6 +128,9 @@ class _Resolver:
 class PollDriver(BaseDriver):
     """Runs the connection inside ``poll()`` on the caller's thread."""
 
+    tls_contexts: ContextCache = CONTEXTS
+    """Where ``wss://`` contexts come from; a subclass may bring its own cache."""
+
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self._session: Session | None = None
@@ -148,6 +159,8 @@ class PollDriver(BaseDriver):
         """The resolver looks up the server's name for a socks5:// proxy."""
         self._handshake: ProxyHandshake | None = None
         self._proxy_out = bytearray()
+        self._tls_context: Future[ssl.SSLContext] | None = None
+        """The context for this ``wss://`` connection, perhaps still being built."""
 
     # What the façade reads.
 
@@ -202,6 +215,8 @@ class PollDriver(BaseDriver):
         self._connect_deadline = None if timeout is None else time.monotonic() + timeout
         self._tunnel_host = url.host
         self._resolving_target = False
+        # Built (if it must be) off this thread while the earlier phases run.
+        self._tls_context = self.tls_contexts.get(config) if url.secure else None
         try:
             proxy = select_proxy(url, config.proxy)
         except (ValueError, ProxyError) as exc:
@@ -351,7 +366,7 @@ class PollDriver(BaseDriver):
         sock = self._sock
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return 0.0
-        if self._phase == "resolve":
+        if self._phase == "resolve" or self._building_context():
             return _RESOLVE_SLICE
         deadline = self._next_deadline()
         return None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -365,6 +380,10 @@ class PollDriver(BaseDriver):
             or bool(self._proxy_out)
             or self._tls_wants_write
         )
+
+    def _building_context(self) -> bool:
+        """True while the ``tls`` phase waits for its context to be built."""
+        return self._phase == "tls" and self._tls_context is not None
 
     def _next_deadline(self) -> float | None:
         deadline = self._keepalive.deadline()
@@ -385,8 +404,17 @@ class PollDriver(BaseDriver):
             if wait is None or wait > 0:
                 slice_ = _RESOLVE_SLICE if wait is None else min(wait, _RESOLVE_SLICE)
                 self._block(resolver.done.wait, slice_)
-            if resolver.done.is_set():
+            if resolver.done.is_set() and self._resolver is resolver:
                 self._resolved(resolver)
+        elif phase == "tls" and self._building_context():
+            future = self._tls_context
+            assert future is not None
+            if wait is None or wait > 0:
+                slice_ = _RESOLVE_SLICE if wait is None else min(wait, _RESOLVE_SLICE)
+                self._block(wait_futures, (future,), slice_)
+            # The thread driver's lock was released: a connect() may have come.
+            if future.done() and self._tls_context is future:
+                self._start_tls(future)
         elif phase in ("tcp", "proxy", "tls", "ws"):
             full = phase == "ws" and self._inbound_full()
             if self._more_to_read and phase == "ws" and not full:
@@ -627,26 +655,37 @@ class PollDriver(BaseDriver):
                     )
                 )
                 return
-            try:
-                ctx = ssl_context(self.config)
-                tls = ctx.wrap_socket(
-                    sock, server_hostname=url.host, do_handshake_on_connect=False
-                )
-            except TLSError as exc:
-                self._fail(exc)
-                return
-            except (OSError, ValueError) as exc:
-                self._fail(tls_error(url, exc))
-                return
-            self._set_socket(tls)
             self._phase = "tls"
-            self._tls_step()
+            future = self._tls_context
+            assert future is not None
+            if future.done():
+                self._start_tls(future)
         else:
             self._start_ws()
             session = self._session
             if early and session is not None and session.state is not State.CLOSED:
                 session.receive_data(early)
                 self._flush_session()
+
+    def _start_tls(self, future: Future[ssl.SSLContext]) -> None:
+        """The context is ready (or failed to build): start the TLS handshake."""
+        sock = self._sock
+        url = self._url
+        assert sock is not None
+        assert url is not None
+        self._tls_context = None
+        try:
+            tls = future.result().wrap_socket(
+                sock, server_hostname=url.host, do_handshake_on_connect=False
+            )
+        except TLSError as exc:
+            self._fail(exc)
+            return
+        except Exception as exc:  # OSError, ValueError, or whatever the build raised
+            self._fail(tls_error(url, exc))
+            return
+        self._set_socket(tls)
+        self._tls_step()
 
     def _tls_step(self) -> None:
         sock = self._sock
@@ -846,6 +885,7 @@ class PollDriver(BaseDriver):
         self._handshake = None
         self._proxy_out.clear()
         self._resolving_target = False
+        self._tls_context = None
 
     def _collect(self) -> None:
         session = self._session

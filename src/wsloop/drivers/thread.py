@@ -32,6 +32,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from ._tls import CONTEXTS, ContextCache
 from .base import BaseDriver, Config
 from .poll import PollDriver
 
@@ -96,6 +97,9 @@ class ThreadDriver(BaseDriver):
             queues events for ``poll()``.
     """
 
+    tls_contexts: ContextCache = CONTEXTS
+    """Where ``wss://`` contexts come from; a subclass may bring its own cache."""
+
     def __init__(self, config: Config, deliver: Deliver = "thread") -> None:
         super().__init__(config)
         if deliver not in ("thread", "caller"):
@@ -106,6 +110,7 @@ class ThreadDriver(BaseDriver):
         self._cond = threading.Condition()
         self._wake_w: socket.socket | None = None
         self._io = _LockedPollDriver(config, self._lock, self)
+        self._io.tls_contexts = self.tls_contexts
         self._thread: threading.Thread | None = None
         self.dispatcher: Callable[[Event], None] | None = None
         """Set by the façade: runs the handler of one event (``deliver="thread"``)."""
