@@ -65,6 +65,8 @@ from ._common import (
     connect_error,
     connect_timeout,
     end_on_transport_error,
+    is_ip_literal,
+    numeric_addresses,
     proxy_connect_error,
     proxy_lost,
     proxy_resolve_error,
@@ -101,16 +103,6 @@ _PROXY_READ = 4096
 
 _PONG_BACKLOG = 64 * 1024
 """Above this many bytes waiting to be written, only the latest ping is answered."""
-
-
-def _is_ip_literal(host: str) -> bool:
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-        except OSError:
-            continue
-        return True
-    return False
 
 
 class _Protocol(asyncio.Protocol):
@@ -394,7 +386,7 @@ class AsyncioDriver:
             self._fail(session, exc)
             return
         tunnel_host = url.host
-        if proxy is not None and not proxy.remote_dns and not _is_ip_literal(url.host):
+        if proxy is not None and not proxy.remote_dns and not is_ip_literal(url.host):
             # socks5:// sends an address: look the server's name up first.
             infos = await self._lookup(loop, session, url.host, url.port, url, None)
             if infos is None:
@@ -464,10 +456,8 @@ class AsyncioDriver:
         error: OSError | None = None
         infos: list[tuple[Any, ...]] = []
         try:
-            if _is_ip_literal(host):
-                infos = socket.getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
-                )
+            if is_ip_literal(host):
+                infos = numeric_addresses(host, port)
             else:
                 infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:

@@ -60,6 +60,8 @@ from ._common import (
     connect_error,
     connect_timeout,
     end_on_transport_error,
+    is_ip_literal,
+    numeric_addresses,
     proxy_connect_error,
     proxy_lost,
     proxy_resolve_error,
@@ -92,16 +94,6 @@ _RESOLVE_SLICE = 0.005
 _PROXY_READ = 4096
 _PONG_BACKLOG = 64 * 1024
 """Above this many bytes waiting to be written, only the latest ping is answered."""
-
-
-def _is_ip_literal(host: str) -> bool:
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-        except OSError:
-            continue
-        return True
-    return False
 
 
 class _Resolver:
@@ -226,7 +218,7 @@ class PollDriver(BaseDriver):
             self._fail(exc)
             return
         self._proxy = proxy
-        if proxy is not None and not proxy.remote_dns and not _is_ip_literal(url.host):
+        if proxy is not None and not proxy.remote_dns and not is_ip_literal(url.host):
             # socks5:// sends an address: look the server's name up first.
             self._resolving_target = True
             self._phase = "resolve"
@@ -240,8 +232,8 @@ class PollDriver(BaseDriver):
         assert url is not None
         proxy = self._proxy
         host, port = (url.host, url.port) if proxy is None else (proxy.host, proxy.port)
-        if _is_ip_literal(host):
-            self._addrs = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        if is_ip_literal(host):
+            self._addrs = numeric_addresses(host, port)
             self._phase = "tcp"
             self._next_address()
         else:
