@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .base import Config
 
 __all__ = [
+    "SOCKET_OPTIONS",
     "InsecureWarning",
     "connect_error",
     "connect_timeout",
@@ -29,6 +30,7 @@ __all__ = [
     "describe_os_error",
     "end_on_transport_error",
     "is_ip_literal",
+    "new_socket",
     "numeric_addresses",
     "proxy_connect_error",
     "proxy_lost",
@@ -71,6 +73,30 @@ def numeric_addresses(host: str, port: int) -> list[tuple[Any, ...]]:
         OSError: ``host`` is not an address.
     """
     return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+
+
+SOCKET_OPTIONS: tuple[tuple[int, int, int], ...] = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+"""``setsockopt()`` calls made on every socket, in this order, before it connects.
+
+``TCP_NODELAY``: a message goes out at once, not after the previous one is
+acknowledged (Nagle's algorithm would hold back small game updates)."""
+
+
+def new_socket(family: int, type_: int, proto: int) -> socket.socket:
+    """A non-blocking socket with :data:`SOCKET_OPTIONS` set, not connected yet.
+
+    Raises:
+        OSError: the system refused the socket or an option (it is closed).
+    """
+    sock = socket.socket(family, type_, proto)
+    try:
+        sock.setblocking(False)
+        for level, option, value in SOCKET_OPTIONS:
+            sock.setsockopt(level, option, value)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class InsecureWarning(UserWarning):

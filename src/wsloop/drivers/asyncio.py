@@ -66,6 +66,7 @@ from ._common import (
     connect_timeout,
     end_on_transport_error,
     is_ip_literal,
+    new_socket,
     numeric_addresses,
     proxy_connect_error,
     proxy_lost,
@@ -482,14 +483,12 @@ class AsyncioDriver:
         last: OSError | None = None
         for family, type_, proto, _, addr in infos:
             try:
-                sock = socket.socket(family, type_, proto)
+                sock = new_socket(family, type_, proto)
             except OSError as exc:
                 last = exc
                 continue
             try:
-                sock.setblocking(False)
                 await loop.sock_connect(sock, addr)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError as exc:
                 sock.close()
                 last = exc

@@ -61,6 +61,7 @@ from ._common import (
     connect_timeout,
     end_on_transport_error,
     is_ip_literal,
+    new_socket,
     numeric_addresses,
     proxy_connect_error,
     proxy_lost,
@@ -507,10 +508,12 @@ class PollDriver(BaseDriver):
         assert url is not None
         while self._addrs:
             family, type_, proto, _, addr = self._addrs.pop(0)
-            sock = socket.socket(family, type_, proto)
-            sock.setblocking(False)
             try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock = new_socket(family, type_, proto)
+            except OSError as os_exc:
+                self._last_os_error = os_exc
+                continue
+            try:
                 err = sock.connect_ex(addr)
             except OSError as os_exc:
                 sock.close()
