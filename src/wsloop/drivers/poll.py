@@ -37,6 +37,15 @@ The resolver and the context builder are the only threads this driver starts.
 
 The connect timeout covers every phase up to the open connection; the close
 timeout starts when the session expects the server to close TCP.
+
+Running it elsewhere
+--------------------
+``poll()`` is a loop over :meth:`PollDriver.step`, each step waiting no
+later than :meth:`PollDriver.next_deadline`. Code that runs the same
+machinery on a thread of its own (:class:`~wsloop.drivers.thread.ThreadDriver`)
+calls those two while :attr:`PollDriver.phase` is not ``"idle"``, and ends a
+wait early from another thread through the socket given to
+:meth:`PollDriver.set_wake_socket`.
 """
 
 from __future__ import annotations
@@ -140,8 +149,9 @@ class PollDriver(BaseDriver):
         self._eof_pending = False
         self._more_to_read = False
         self._poller: Any = None
+        self._wake_sock: socket.socket | None = None
         self._wake_fd = -1
-        """A descriptor whose readability ends a wait early (-1: none)."""
+        """The descriptor of :attr:`wake_socket` (-1: none)."""
         self._keepalive = Keepalive(config.ping_interval, config.ping_timeout)
         self._warned_full = False
         self._tls_wants_write = False
@@ -174,6 +184,32 @@ class PollDriver(BaseDriver):
     def fileno(self) -> int:
         sock = self._sock
         return -1 if sock is None else sock.fileno()
+
+    @property
+    def phase(self) -> str:
+        """``"resolve"``, ``"tcp"``, ``"proxy"``, ``"tls"``, ``"ws"``, or ``"idle"`` (no I/O).
+
+        :meth:`step` has something to do unless this is ``"idle"``.
+        """
+        return self._phase
+
+    @property
+    def wake_socket(self) -> socket.socket | None:
+        """The socket given to :meth:`set_wake_socket`, if any."""
+        return self._wake_sock
+
+    def set_wake_socket(self, sock: socket.socket | None) -> None:
+        """Let ``sock`` becoming readable end a wait in :meth:`step` early.
+
+        ``sock`` is one end of a non-blocking socket pair (or ``None`` to
+        stop); another thread writes a byte to the other end after it has
+        changed something the waiting thread must act on (a send, a close).
+        The driver reads and discards what arrives. The caller keeps
+        ownership: it closes the socket, after setting ``None`` here.
+        """
+        self._wake_sock = sock
+        self._wake_fd = -1 if sock is None else sock.fileno()
+        self._poller = None  # rebuilt with the new descriptor
 
     # Actions.
 
@@ -324,14 +360,14 @@ class PollDriver(BaseDriver):
         while True:
             now = time.monotonic()
             wait = None if end is None else max(0.0, end - now)
-            deadline = self._next_deadline()
+            deadline = self.next_deadline()
             if deadline is not None:
                 wait = (
                     max(0.0, deadline - now)
                     if wait is None
                     else max(0.0, min(wait, deadline - now))
                 )
-            self._step(wait=wait)
+            self.step(wait=wait)
             if self.events or self._phase == "idle":
                 return
             if end is not None and time.monotonic() >= end:
@@ -345,7 +381,7 @@ class PollDriver(BaseDriver):
         sock = self._sock
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return False
-        deadline = self._next_deadline()
+        deadline = self.next_deadline()
         return deadline is None or time.monotonic() < deadline
 
     def timeout(self) -> float | None:
@@ -361,7 +397,7 @@ class PollDriver(BaseDriver):
             return 0.0
         if self._phase == "resolve" or self._building_context():
             return _RESOLVE_SLICE
-        deadline = self._next_deadline()
+        deadline = self.next_deadline()
         return None if deadline is None else max(0.0, deadline - time.monotonic())
 
     @property
@@ -378,7 +414,13 @@ class PollDriver(BaseDriver):
         """True while the ``tls`` phase waits for its context to be built."""
         return self._phase == "tls" and self._tls_context is not None
 
-    def _next_deadline(self) -> float | None:
+    def next_deadline(self) -> float | None:
+        """The :func:`time.monotonic` time when a timer falls due, or ``None``.
+
+        The earliest of the connect timeout, the close timeout and the
+        keepalive's next ping or deadline; a wait should end by then, so that
+        :meth:`step` can act on it.
+        """
         deadline = self._keepalive.deadline()
         other = self._connect_deadline
         if other is not None and (deadline is None or other < deadline):
@@ -388,8 +430,17 @@ class PollDriver(BaseDriver):
             deadline = other
         return deadline
 
-    def _step(self, wait: float | None) -> None:
-        """Advance the connection once, waiting up to ``wait`` for readiness."""
+    def step(self, wait: float | None) -> None:
+        """Advance the connection once, waiting up to ``wait`` seconds for readiness.
+
+        Waits for the socket (or the helper thread of the ``resolve`` and
+        ``tls`` phases, in slices), then does what is ready and checks the
+        timers; events produced are appended to :attr:`events`. ``None``
+        waits until something is ready, however long: pass
+        :meth:`next_deadline` as a bound. 0 never waits. A byte on the
+        :attr:`wake_socket` ends the wait early. Does nothing in the
+        ``"idle"`` phase but check the timers.
+        """
         phase = self._phase
         if phase == "resolve":
             resolver = self._resolver
@@ -478,7 +529,15 @@ class PollDriver(BaseDriver):
         return fn(*args)
 
     def _drain_wake(self) -> None:
-        """Consume the wake-up signal; the thread driver overrides it."""
+        """Read and discard what the wake socket holds."""
+        sock = self._wake_sock
+        if sock is None:
+            return
+        try:
+            while sock.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
 
     # Phases.
 
