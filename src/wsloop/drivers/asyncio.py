@@ -78,6 +78,7 @@ from ._common import (
 from ._keepalive import Keepalive
 from ._proxy import select_proxy, start_handshake
 from ._tls import CONTEXTS, ContextCache
+from .base import AsyncBaseDriver
 
 if TYPE_CHECKING:
     import ssl
@@ -133,7 +134,7 @@ class _Protocol(asyncio.Protocol):
         self._driver._writable(self._session)
 
 
-class AsyncioDriver:
+class AsyncioDriver(AsyncBaseDriver):
     """Runs connections on the running asyncio loop; one connection at a time.
 
     Args:
@@ -144,8 +145,8 @@ class AsyncioDriver:
         wake: called, if given, when :attr:`writing_paused` turns false or the
             connection ends, for whoever waits on that.
 
-    It has the same attributes as :class:`~wsloop.drivers.base.BaseDriver`
-    where they make sense, but no ``poll()``: the event loop does the polling.
+    It implements :class:`~wsloop.drivers.base.AsyncBaseDriver`: no
+    ``poll()``, the event loop does the polling.
     """
 
     tls_contexts: ContextCache = CONTEXTS
