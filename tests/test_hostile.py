@@ -506,7 +506,7 @@ def close_what_a_dead_io_thread_left(ws: wsloop.WebSocket) -> None:
     Only the bug below kills that thread; then nothing else closes them.
     """
     driver = getattr(ws, "driver", None)
-    for owner, name in ((driver, "_wake_w"), (getattr(driver, "_io", None), "_wake_r")):
+    for owner, name in ((driver, "_wake_w"), (getattr(driver, "_io", None), "wake_socket")):
         sock = getattr(owner, name, None)
         if sock is not None and getattr(driver, "thread", None) is None:
             sock.close()

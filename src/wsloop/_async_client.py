@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from ._facade import HANDLERS, FacadeBase, config_from
 from ._sansio.lifecycle import Lifecycle
 from .drivers.asyncio import AsyncioDriver
-from .drivers.base import DEFAULT_USER_AGENT
+from .drivers.base import DEFAULT_USER_AGENT, AsyncBaseDriver
 from .events import BinaryMessage, Closed, Error, Event, Opened, Reconnecting, TextMessage
 from .exceptions import ConcurrencyError, ConnectionClosedError, InvalidState
 from .sansio import DEFAULT_MAX_MESSAGE_SIZE
@@ -68,7 +68,6 @@ if TYPE_CHECKING:
     from ._binary import BinaryData
     from ._sansio.reconnect import Reconnect
     from ._url import URL
-    from .drivers.browser import BrowserDriver
 
 
 __all__ = ["DEFAULT_MAX_BACKLOG", "AsyncWebSocket"]
@@ -224,7 +223,7 @@ class AsyncWebSocket(FacadeBase):
     on_reconnecting: Callable[[Reconnecting], object] | None
     """With ``reconnect`` on: called with :class:`Reconnecting` before each retry."""
 
-    _driver: AsyncioDriver | BrowserDriver
+    _driver: AsyncBaseDriver
     _handler_names: ClassVar[tuple[str, ...]] = (*HANDLERS, "on_reconnecting")
 
     def __init__(
@@ -494,7 +493,7 @@ class AsyncWebSocket(FacadeBase):
     # What the handlers and the iterator run on.
 
     @property
-    def driver(self) -> AsyncioDriver | BrowserDriver:
+    def driver(self) -> AsyncBaseDriver:
         """The driver doing the I/O."""
         return self._driver
 

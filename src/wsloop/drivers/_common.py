@@ -1,4 +1,4 @@
-"""What every socket-owning driver shares: TLS setup, proxy and error texts.
+"""What every socket-owning driver shares: addresses, TLS setup, proxy and error texts.
 
 Keeping the texts here makes a refused port, a bad certificate, a proxy that
 says no or a timeout read the same whichever driver met it.
@@ -7,10 +7,11 @@ says no or a timeout read the same whichever driver met it.
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import sys
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConnectError, ConnectionClosedError, ProxyError, TimeoutError, TLSError
 
@@ -21,12 +22,16 @@ if TYPE_CHECKING:
     from .base import Config
 
 __all__ = [
+    "SOCKET_OPTIONS",
     "InsecureWarning",
     "connect_error",
     "connect_timeout",
     "connection_lost",
     "describe_os_error",
     "end_on_transport_error",
+    "is_ip_literal",
+    "new_socket",
+    "numeric_addresses",
     "proxy_connect_error",
     "proxy_lost",
     "proxy_resolve_error",
@@ -45,6 +50,53 @@ _PHASES = {
 }
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def is_ip_literal(host: str) -> bool:
+    """True for an IPv4 or IPv6 address written out, which needs no name lookup."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return True
+    return False
+
+
+def numeric_addresses(host: str, port: int) -> list[tuple[Any, ...]]:
+    """The ``getaddrinfo()`` entries of the IP literal ``host``, without any lookup.
+
+    ``AI_NUMERICHOST`` tells the system not to ask a resolver, whatever it
+    is configured with (a call that cannot block, made where the driver runs).
+
+    Raises:
+        OSError: ``host`` is not an address.
+    """
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+
+
+SOCKET_OPTIONS: tuple[tuple[int, int, int], ...] = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+"""``setsockopt()`` calls made on every socket, in this order, before it connects.
+
+``TCP_NODELAY``: a message goes out at once, not after the previous one is
+acknowledged (Nagle's algorithm would hold back small game updates)."""
+
+
+def new_socket(family: int, type_: int, proto: int) -> socket.socket:
+    """A non-blocking socket with :data:`SOCKET_OPTIONS` set, not connected yet.
+
+    Raises:
+        OSError: the system refused the socket or an option (it is closed).
+    """
+    sock = socket.socket(family, type_, proto)
+    try:
+        sock.setblocking(False)
+        for level, option, value in SOCKET_OPTIONS:
+            sock.setsockopt(level, option, value)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class InsecureWarning(UserWarning):

@@ -15,9 +15,9 @@ so that a connect timeout says where it struck:
 ``tcp``
     ``loop.sock_connect()`` to each address in turn until one answers.
 ``proxy``
-    When a proxy applies (:func:`~wsloop.drivers._proxy.select_proxy`), the
+    When a proxy applies (:func:`~wsloop._sansio.proxy.select_proxy`), the
     two phases above reach the proxy instead of the server, and this one opens
-    the tunnel: the sans-I/O handshake of :mod:`wsloop.drivers._proxy` talks
+    the tunnel: the sans-I/O handshake of :mod:`wsloop._sansio.proxy` talks
     to the proxy through ``loop.sock_sendall()`` and ``loop.sock_recv()``.
     Through a ``socks5://`` proxy (local name resolution) the ``resolve``
     phase looks up the server's name first, then the proxy's.
@@ -27,7 +27,9 @@ Then the socket becomes a transport bound to a :class:`_Protocol`.
 ``tls``
     For ``wss://``, ``loop.start_tls()`` on that transport (through the
     tunnel, if any), verifying the certificate against the server's host name
-    (SNI set).
+    (SNI set). The context comes from :data:`~wsloop.drivers._tls.CONTEXTS`,
+    asked for in ``connect()``: built on a helper thread while the earlier
+    phases run, once per set of TLS options, shared with the other drivers.
 ``ws``
     The handshake request is written; from now on the transport's callbacks
     (``data_received``, ``eof_received``, ``connection_lost``) feed the session
@@ -36,7 +38,7 @@ Then the socket becomes a transport bound to a :class:`_Protocol`.
 
 One loop timer covers all these phases (the connect timeout); another starts
 when the session expects the server to close TCP (the close timeout); a third
-follows :class:`~wsloop.drivers._keepalive.Keepalive` while the connection is
+follows :class:`~wsloop._sansio.keepalive.Keepalive` while the connection is
 open. They end the session with the same texts as every other driver.
 
 Flow control. Writes never wait: the transport buffers what the socket does
@@ -66,18 +68,23 @@ from ._common import (
     connect_error,
     connect_timeout,
     end_on_transport_error,
+    is_ip_literal,
+    new_socket,
+    numeric_addresses,
     proxy_connect_error,
     proxy_lost,
     proxy_resolve_error,
     resolve_error,
-    ssl_context,
     tls_error,
     warn_insecure,
 )
+from ._tls import CONTEXTS, ContextCache
+from .base import AsyncBaseDriver
 
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable
+    from concurrent.futures import Future
 
     from .._sansio.proxy import Proxy
     from .._url import URL
@@ -102,16 +109,6 @@ _PONG_BACKLOG = 64 * 1024
 
 _SEND_STEP = 0.0005
 """Seconds of framing slices of a large message per loop callback (see Session.sending)."""
-
-
-def _is_ip_literal(host: str) -> bool:
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-        except OSError:
-            continue
-        return True
-    return False
 
 
 class _Protocol(asyncio.Protocol):
@@ -141,7 +138,7 @@ class _Protocol(asyncio.Protocol):
         self._driver._writable(self._session)
 
 
-class AsyncioDriver:
+class AsyncioDriver(AsyncBaseDriver):
     """Runs connections on the running asyncio loop; one connection at a time.
 
     Args:
@@ -152,9 +149,12 @@ class AsyncioDriver:
         wake: called, if given, when :attr:`writing_paused` turns false or the
             connection ends, for whoever waits on that.
 
-    It has the same attributes as :class:`~wsloop.drivers.base.BaseDriver`
-    where they make sense, but no ``poll()``: the event loop does the polling.
+    It implements :class:`~wsloop.drivers.base.AsyncBaseDriver`: no
+    ``poll()``, the event loop does the polling.
     """
+
+    tls_contexts: ContextCache = CONTEXTS
+    """Where ``wss://`` contexts come from; a subclass may bring its own cache."""
 
     def __init__(
         self,
@@ -179,7 +179,8 @@ class AsyncioDriver:
         self._keepalive_timer: asyncio.TimerHandle | None = None
         self._opened = False  # the current session has left CONNECTING
         self._reading_paused = False
-        self._ssl_context: ssl.SSLContext | None = None
+        self._tls_context: Future[ssl.SSLContext] | None = None
+        """The context for the current ``wss://`` connection, perhaps still being built."""
         self._warned_full = False
         self._held: list[memoryview] = []
         """Bytes received but not parsed yet because reading is paused (oldest first).
@@ -282,6 +283,8 @@ class AsyncioDriver:
         self._held_end = False
         self._protocol = None
         self._transport = None
+        # Built (if it must be) on a helper thread while the earlier phases run.
+        self._tls_context = self.tls_contexts.get(config) if url.secure else None
         timeout = config.connect_timeout
         if timeout is not None:
             self._connect_timer = loop.call_later(timeout, self._connect_expired, session)
@@ -392,7 +395,7 @@ class AsyncioDriver:
             self._fail(session, exc)
             return
         tunnel_host = url.host
-        if proxy is not None and not proxy.remote_dns and not _is_ip_literal(url.host):
+        if proxy is not None and not proxy.remote_dns and not is_ip_literal(url.host):
             # socks5:// sends an address: look the server's name up first.
             infos = await self._lookup(loop, session, url.host, url.port, url, None)
             if infos is None:
@@ -462,10 +465,8 @@ class AsyncioDriver:
         error: OSError | None = None
         infos: list[tuple[Any, ...]] = []
         try:
-            if _is_ip_literal(host):
-                infos = socket.getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
-                )
+            if is_ip_literal(host):
+                infos = numeric_addresses(host, port)
             else:
                 infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:
@@ -490,14 +491,12 @@ class AsyncioDriver:
         last: OSError | None = None
         for family, type_, proto, _, addr in infos:
             try:
-                sock = socket.socket(family, type_, proto)
+                sock = new_socket(family, type_, proto)
             except OSError as exc:
                 last = exc
                 continue
             try:
-                sock.setblocking(False)
                 await loop.sock_connect(sock, addr)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError as exc:
                 sock.close()
                 last = exc
@@ -565,15 +564,14 @@ class AsyncioDriver:
         protocol: _Protocol,
     ) -> bool:
         """Upgrade the transport to TLS; on failure, fail the session and say so."""
-        ctx = self._ssl_context
-        if ctx is None:
+        future = self._tls_context
+        assert future is not None
+        try:
             # Loading the system's CA certificates reads files: not on the loop.
-            try:
-                ctx = await loop.run_in_executor(None, ssl_context, self.config)
-            except (OSError, ValueError) as exc:
-                self._fail(session, tls_error(url, exc))
-                return False
-            self._ssl_context = ctx
+            ctx = future.result() if future.done() else await asyncio.wrap_future(future)
+        except Exception as exc:  # OSError, ValueError, or whatever the build raised
+            self._fail(session, tls_error(url, exc))
+            return False
         # asyncio's own handshake timeout must not fire before ours.
         timeout = self.config.connect_timeout
         try:

@@ -72,7 +72,7 @@ from ..exceptions import (
     WebSocketError,
 )
 from ..sansio import State
-from .base import BaseDriver, Config
+from .base import AsyncBaseDriver, BaseDriver, Config
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -363,8 +363,12 @@ class _Connection:
         self.done = False
 
 
-class BrowserDriver(BaseDriver):
+class BrowserDriver(BaseDriver, AsyncBaseDriver):
     """Runs a connection on the browser's JavaScript ``WebSocket``.
+
+    Both a :class:`~wsloop.drivers.base.BaseDriver` (for ``WebSocket``) and an
+    :class:`~wsloop.drivers.base.AsyncBaseDriver` (for ``AsyncWebSocket``,
+    when made with ``deliver``).
 
     Args:
         config: the options of the WebSocket; those the browser cannot honour

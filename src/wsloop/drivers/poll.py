@@ -12,25 +12,40 @@ from ``poll()``:
 ``resolve``
     A name lookup. The operating system offers only a blocking call, so a
     host name that is not an IP literal is looked up on a short-lived helper
-    thread (the only thread this driver ever starts); literals skip it.
+    thread; literals skip it.
 ``tcp``
     A non-blocking ``connect()`` to each address in turn until one answers.
 ``proxy``
-    When a proxy applies (:func:`~wsloop.drivers._proxy.select_proxy`), the
+    When a proxy applies (:func:`~wsloop._sansio.proxy.select_proxy`), the
     two phases above reach the proxy instead of the server, and this one
     opens the tunnel: the sans-I/O handshake of
-    :mod:`wsloop.drivers._proxy` is fed what the proxy answers. Through a
+    :mod:`wsloop._sansio.proxy` is fed what the proxy answers. Through a
     ``socks5://`` proxy (local name resolution) the ``resolve`` phase looks
     up the server's name first, then the proxy's.
 ``tls``
     For ``wss://``, the TLS handshake on the non-blocking socket, verifying
-    the certificate and host name.
+    the certificate and host name. Its context comes from
+    :data:`~wsloop.drivers._tls.CONTEXTS`: ``connect()`` asks for it, so
+    that the CA store is loaded on a helper thread while the earlier phases
+    run (or not at all when the same options were used before), and this
+    phase waits for it in slices, as ``resolve`` does, before the handshake.
 ``ws``
     The WebSocket handshake and then the messages, through a
     :class:`~wsloop.sansio.Session`, until the session is CLOSED.
 
+The resolver and the context builder are the only threads this driver starts.
+
 The connect timeout covers every phase up to the open connection; the close
 timeout starts when the session expects the server to close TCP.
+
+Running it elsewhere
+--------------------
+``poll()`` is a loop over :meth:`PollDriver.step`, each step waiting no
+later than :meth:`PollDriver.next_deadline`. Code that runs the same
+machinery on a thread of its own (:class:`~wsloop.drivers.thread.ThreadDriver`)
+calls those two while :attr:`PollDriver.phase` is not ``"idle"``, and ends a
+wait early from another thread through the socket given to
+:meth:`PollDriver.set_wake_socket`.
 """
 
 from __future__ import annotations
@@ -45,6 +60,7 @@ import ssl
 import threading
 import time
 from collections import deque
+from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._sansio.keepalive import Keepalive
@@ -55,18 +71,22 @@ from ._common import (
     connect_error,
     connect_timeout,
     end_on_transport_error,
+    is_ip_literal,
+    new_socket,
+    numeric_addresses,
     proxy_connect_error,
     proxy_lost,
     proxy_resolve_error,
     resolve_error,
-    ssl_context,
     tls_error,
     warn_insecure,
 )
+from ._tls import CONTEXTS, ContextCache
 from .base import BaseDriver, Config
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from concurrent.futures import Future
 
     from .._sansio.proxy import Proxy, ProxyHandshake
     from .._url import URL
@@ -87,16 +107,6 @@ _PONG_BACKLOG = 64 * 1024
 
 _SEND_STEP = 0.0005
 """Seconds of framing slices of a large message per write step (see Session.sending)."""
-
-
-def _is_ip_literal(host: str) -> bool:
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-        except OSError:
-            continue
-        return True
-    return False
 
 
 class _Resolver:
@@ -123,6 +133,9 @@ class _Resolver:
 class PollDriver(BaseDriver):
     """Runs the connection inside ``poll()`` on the caller's thread."""
 
+    tls_contexts: ContextCache = CONTEXTS
+    """Where ``wss://`` contexts come from; a subclass may bring its own cache."""
+
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self._session: Session | None = None
@@ -139,8 +152,9 @@ class PollDriver(BaseDriver):
         self._eof_pending = False
         self._more_to_read = False
         self._poller: Any = None
+        self._wake_sock: socket.socket | None = None
         self._wake_fd = -1
-        """A descriptor whose readability ends a wait early (-1: none)."""
+        """The descriptor of :attr:`wake_socket` (-1: none)."""
         self._keepalive = Keepalive(config.ping_interval, config.ping_timeout)
         self._warned_full = False
         self._tls_wants_write = False
@@ -151,6 +165,8 @@ class PollDriver(BaseDriver):
         """The resolver looks up the server's name for a socks5:// proxy."""
         self._handshake: ProxyHandshake | None = None
         self._proxy_out = bytearray()
+        self._tls_context: Future[ssl.SSLContext] | None = None
+        """The context for this ``wss://`` connection, perhaps still being built."""
 
     # What the façade reads.
 
@@ -172,6 +188,32 @@ class PollDriver(BaseDriver):
     def fileno(self) -> int:
         sock = self._sock
         return -1 if sock is None else sock.fileno()
+
+    @property
+    def phase(self) -> str:
+        """``"resolve"``, ``"tcp"``, ``"proxy"``, ``"tls"``, ``"ws"``, or ``"idle"`` (no I/O).
+
+        :meth:`step` has something to do unless this is ``"idle"``.
+        """
+        return self._phase
+
+    @property
+    def wake_socket(self) -> socket.socket | None:
+        """The socket given to :meth:`set_wake_socket`, if any."""
+        return self._wake_sock
+
+    def set_wake_socket(self, sock: socket.socket | None) -> None:
+        """Let ``sock`` becoming readable end a wait in :meth:`step` early.
+
+        ``sock`` is one end of a non-blocking socket pair (or ``None`` to
+        stop); another thread writes a byte to the other end after it has
+        changed something the waiting thread must act on (a send, a close).
+        The driver reads and discards what arrives. The caller keeps
+        ownership: it closes the socket, after setting ``None`` here.
+        """
+        self._wake_sock = sock
+        self._wake_fd = -1 if sock is None else sock.fileno()
+        self._poller = None  # rebuilt with the new descriptor
 
     # Actions.
 
@@ -206,6 +248,8 @@ class PollDriver(BaseDriver):
         self._connect_deadline = None if timeout is None else time.monotonic() + timeout
         self._tunnel_host = url.host
         self._resolving_target = False
+        # Built (if it must be) off this thread while the earlier phases run.
+        self._tls_context = self.tls_contexts.get(config) if url.secure else None
         try:
             proxy = select_proxy(url, config.proxy)
         except (ValueError, ProxyError) as exc:
@@ -215,7 +259,7 @@ class PollDriver(BaseDriver):
             self._fail(exc)
             return
         self._proxy = proxy
-        if proxy is not None and not proxy.remote_dns and not _is_ip_literal(url.host):
+        if proxy is not None and not proxy.remote_dns and not is_ip_literal(url.host):
             # socks5:// sends an address: look the server's name up first.
             self._resolving_target = True
             self._phase = "resolve"
@@ -229,8 +273,8 @@ class PollDriver(BaseDriver):
         assert url is not None
         proxy = self._proxy
         host, port = (url.host, url.port) if proxy is None else (proxy.host, proxy.port)
-        if _is_ip_literal(host):
-            self._addrs = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        if is_ip_literal(host):
+            self._addrs = numeric_addresses(host, port)
             self._phase = "tcp"
             self._next_address()
         else:
@@ -327,14 +371,14 @@ class PollDriver(BaseDriver):
         while True:
             now = time.monotonic()
             wait = None if end is None else max(0.0, end - now)
-            deadline = self._next_deadline()
+            deadline = self.next_deadline()
             if deadline is not None:
                 wait = (
                     max(0.0, deadline - now)
                     if wait is None
                     else max(0.0, min(wait, deadline - now))
                 )
-            self._step(wait=wait)
+            self.step(wait=wait)
             if self.events or self._phase == "idle":
                 return
             if end is not None and time.monotonic() >= end:
@@ -351,7 +395,7 @@ class PollDriver(BaseDriver):
         sock = self._sock
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return False
-        deadline = self._next_deadline()
+        deadline = self.next_deadline()
         return deadline is None or time.monotonic() < deadline
 
     def timeout(self) -> float | None:
@@ -365,9 +409,9 @@ class PollDriver(BaseDriver):
         sock = self._sock
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return 0.0
-        if self._phase == "resolve":
+        if self._phase == "resolve" or self._building_context():
             return _RESOLVE_SLICE
-        deadline = self._next_deadline()
+        deadline = self.next_deadline()
         return None if deadline is None else max(0.0, deadline - time.monotonic())
 
     @property
@@ -381,7 +425,17 @@ class PollDriver(BaseDriver):
             or (self._phase == "ws" and self._session is not None and self._session.sending)
         )
 
-    def _next_deadline(self) -> float | None:
+    def _building_context(self) -> bool:
+        """True while the ``tls`` phase waits for its context to be built."""
+        return self._phase == "tls" and self._tls_context is not None
+
+    def next_deadline(self) -> float | None:
+        """The :func:`time.monotonic` time when a timer falls due, or ``None``.
+
+        The earliest of the connect timeout, the close timeout and the
+        keepalive's next ping or deadline; a wait should end by then, so that
+        :meth:`step` can act on it.
+        """
         deadline = self._keepalive.deadline()
         other = self._connect_deadline
         if other is not None and (deadline is None or other < deadline):
@@ -391,8 +445,17 @@ class PollDriver(BaseDriver):
             deadline = other
         return deadline
 
-    def _step(self, wait: float | None) -> None:
-        """Advance the connection once, waiting up to ``wait`` for readiness."""
+    def step(self, wait: float | None) -> None:
+        """Advance the connection once, waiting up to ``wait`` seconds for readiness.
+
+        Waits for the socket (or the helper thread of the ``resolve`` and
+        ``tls`` phases, in slices), then does what is ready and checks the
+        timers; events produced are appended to :attr:`events`. ``None``
+        waits until something is ready, however long: pass
+        :meth:`next_deadline` as a bound. 0 never waits. A byte on the
+        :attr:`wake_socket` ends the wait early. Does nothing in the
+        ``"idle"`` phase but check the timers.
+        """
         phase = self._phase
         if phase == "resolve":
             resolver = self._resolver
@@ -400,8 +463,17 @@ class PollDriver(BaseDriver):
             if wait is None or wait > 0:
                 slice_ = _RESOLVE_SLICE if wait is None else min(wait, _RESOLVE_SLICE)
                 self._block(resolver.done.wait, slice_)
-            if resolver.done.is_set():
+            if resolver.done.is_set() and self._resolver is resolver:
                 self._resolved(resolver)
+        elif phase == "tls" and self._building_context():
+            future = self._tls_context
+            assert future is not None
+            if wait is None or wait > 0:
+                slice_ = _RESOLVE_SLICE if wait is None else min(wait, _RESOLVE_SLICE)
+                self._block(wait_futures, (future,), slice_)
+            # The thread driver's lock was released: a connect() may have come.
+            if future.done() and self._tls_context is future:
+                self._start_tls(future)
         elif phase in ("tcp", "proxy", "tls", "ws"):
             full = phase == "ws" and self._inbound_full()
             if self._more_to_read and phase == "ws" and not full:
@@ -473,7 +545,15 @@ class PollDriver(BaseDriver):
         return fn(*args)
 
     def _drain_wake(self) -> None:
-        """Consume the wake-up signal; the thread driver overrides it."""
+        """Read and discard what the wake socket holds."""
+        sock = self._wake_sock
+        if sock is None:
+            return
+        try:
+            while sock.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
 
     # Phases.
 
@@ -503,10 +583,12 @@ class PollDriver(BaseDriver):
         assert url is not None
         while self._addrs:
             family, type_, proto, _, addr = self._addrs.pop(0)
-            sock = socket.socket(family, type_, proto)
-            sock.setblocking(False)
             try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock = new_socket(family, type_, proto)
+            except OSError as os_exc:
+                self._last_os_error = os_exc
+                continue
+            try:
                 err = sock.connect_ex(addr)
             except OSError as os_exc:
                 sock.close()
@@ -643,26 +725,37 @@ class PollDriver(BaseDriver):
                     )
                 )
                 return
-            try:
-                ctx = ssl_context(self.config)
-                tls = ctx.wrap_socket(
-                    sock, server_hostname=url.host, do_handshake_on_connect=False
-                )
-            except TLSError as exc:
-                self._fail(exc)
-                return
-            except (OSError, ValueError) as exc:
-                self._fail(tls_error(url, exc))
-                return
-            self._set_socket(tls)
             self._phase = "tls"
-            self._tls_step()
+            future = self._tls_context
+            assert future is not None
+            if future.done():
+                self._start_tls(future)
         else:
             self._start_ws()
             session = self._session
             if early and session is not None and session.state is not State.CLOSED:
                 session.receive_data(early)
                 self._flush_session()
+
+    def _start_tls(self, future: Future[ssl.SSLContext]) -> None:
+        """The context is ready (or failed to build): start the TLS handshake."""
+        sock = self._sock
+        url = self._url
+        assert sock is not None
+        assert url is not None
+        self._tls_context = None
+        try:
+            tls = future.result().wrap_socket(
+                sock, server_hostname=url.host, do_handshake_on_connect=False
+            )
+        except TLSError as exc:
+            self._fail(exc)
+            return
+        except Exception as exc:  # OSError, ValueError, or whatever the build raised
+            self._fail(tls_error(url, exc))
+            return
+        self._set_socket(tls)
+        self._tls_step()
 
     def _tls_step(self) -> None:
         sock = self._sock
@@ -886,6 +979,7 @@ class PollDriver(BaseDriver):
         self._handshake = None
         self._proxy_out.clear()
         self._resolving_target = False
+        self._tls_context = None
 
     def _collect(self) -> None:
         session = self._session

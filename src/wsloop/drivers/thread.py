@@ -32,6 +32,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from ._tls import CONTEXTS, ContextCache
 from .base import BaseDriver, Config
 from .poll import PollDriver
 
@@ -58,16 +59,10 @@ class _LockedPollDriver(PollDriver):
         super().__init__(config)
         self._lock = lock
         self._owner = owner
-        self._wake_r: socket.socket | None = None
 
     def _queued(self) -> int:
         # Events wait in the owner's queue (deliver="caller") until poll().
         return len(self.events) + len(self._owner.events)
-
-    def set_wake_socket(self, wake_r: socket.socket | None) -> None:
-        self._wake_r = wake_r
-        self._wake_fd = -1 if wake_r is None else wake_r.fileno()
-        self._poller = None  # rebuilt with the new descriptor
 
     def _block(self, fn: Callable[..., T], *args: Any) -> T:
         self._lock.release()
@@ -75,16 +70,6 @@ class _LockedPollDriver(PollDriver):
             return fn(*args)
         finally:
             self._lock.acquire()
-
-    def _drain_wake(self) -> None:
-        wake_r = self._wake_r
-        if wake_r is None:
-            return
-        try:
-            while wake_r.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
 
 
 class ThreadDriver(BaseDriver):
@@ -96,6 +81,9 @@ class ThreadDriver(BaseDriver):
             queues events for ``poll()``.
     """
 
+    tls_contexts: ContextCache = CONTEXTS
+    """Where ``wss://`` contexts come from; a subclass may bring its own cache."""
+
     def __init__(self, config: Config, deliver: Deliver = "thread") -> None:
         super().__init__(config)
         if deliver not in ("thread", "caller"):
@@ -106,6 +94,7 @@ class ThreadDriver(BaseDriver):
         self._cond = threading.Condition()
         self._wake_w: socket.socket | None = None
         self._io = _LockedPollDriver(config, self._lock, self)
+        self._io.tls_contexts = self.tls_contexts
         self._thread: threading.Thread | None = None
         self.dispatcher: Callable[[Event], None] | None = None
         """Set by the façade: runs the handler of one event (``deliver="thread"``)."""
@@ -162,7 +151,7 @@ class ThreadDriver(BaseDriver):
         self.raise_handler_error()
         with self._lock:
             ok = self._io.send_text(text)
-            pending = self._io.wants_write
+            pending = self._io.buffered_amount > 0
         if pending:
             self._wake()
         return ok
@@ -171,7 +160,7 @@ class ThreadDriver(BaseDriver):
         self.raise_handler_error()
         with self._lock:
             ok = self._io.send_binary(data)
-            pending = self._io.wants_write
+            pending = self._io.buffered_amount > 0
         if pending:
             self._wake()
         return ok
@@ -240,23 +229,23 @@ class ThreadDriver(BaseDriver):
         lock.acquire()
         try:
             while True:
-                if io._phase == "idle" and not io.events:
+                if io.phase == "idle" and not io.events:
                     self._thread = None
-                    wake_r, wake_w = io._wake_r, self._wake_w
+                    wake_r, wake_w = io.wake_socket, self._wake_w
                     io.set_wake_socket(None)
                     self._wake_w = None
                     for sock in (wake_r, wake_w):
                         if sock is not None:
                             sock.close()
                     break
-                if io._phase != "idle":
-                    io._step(wait=0.0)
-                    if not io.events and io._phase != "idle":
+                if io.phase != "idle":
+                    io.step(wait=0.0)
+                    if not io.events and io.phase != "idle":
                         # Deadlines as they are after that step: it may have
                         # armed one (a close frame read starts the close timer).
-                        deadline = io._next_deadline()
+                        deadline = io.next_deadline()
                         wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-                        io._step(wait=wait)
+                        io.step(wait=wait)
                 if io.events:
                     batch = list(io.events)
                     io.events.clear()
