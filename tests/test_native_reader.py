@@ -341,3 +341,27 @@ def test_leaving_the_native_reader_in_the_middle_of_a_large_frame() -> None:
             events = pair.events()
             assert [type(e) for e in events] == [Error, Closed]
             assert events[-1] == Closed(1006, "", False)
+
+
+def test_invalid_utf8_in_a_large_text_frame_fails_as_soon_as_it_arrives() -> None:
+    bad = "é".encode() * 40_000 + b"\xff" + b"a" * 200_000
+    data = frame(TEXT, bad)
+    pair = open_session(True, None)
+    pair.session.receive_data(data[:100_000])  # the bad byte is in here; the frame is not done
+    events = pair.events()
+    assert [type(e) for e in events] == [Error]
+    assert "UTF-8" in events[0].message  # type: ignore[union-attr]
+    assert pair.session.state is State.CLOSING
+    assert pair.session._collect_need == 0  # nothing more is collected
+
+
+def test_a_large_text_in_small_reads_is_decoded_as_it_arrives() -> None:
+    text = "é€✓" * 120_000  # 1 MiB of 2- and 3-byte characters
+    data = frame(TEXT, text.encode())
+    pair = open_session(True, None)
+    for i in range(0, len(data) - 1, 65_537):  # cuts fall inside characters
+        pair.session.receive_data(data[i : min(i + 65_537, len(data) - 1)])
+    assert pair.events() == []
+    assert len(pair.session._collect_text) > 1  # decoded read by read, not at the end
+    pair.session.receive_data(data[-1:])
+    assert pair.events() == [TextMessage(text)]

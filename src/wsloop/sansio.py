@@ -197,6 +197,10 @@ class Session:
         self._collect_header = b""
         self._collect_parts: list[bytes | memoryview] = []
         self._collect_need = 0
+        # A whole text message being collected is decoded read by read, so
+        # that the read completing it pays only for joining the text.
+        self._collect_decoder: codecs.BufferedIncrementalDecoder | None = None
+        self._collect_text: list[str] = []
         # Bounded sends: [opcode, payload, sent so far] of each queued message;
         # the close that waits behind them.
         self._outgoing: deque[list[object]] = deque()
@@ -359,6 +363,8 @@ class Session:
                         self._collect_parts = [first]
                         self._collect_need = end - size
                         pos = size
+                        if b0 == 0x81 and not self._start_collecting_text(first):
+                            break
                     break
                 chunk = view[head:end] if mv is None else mv[head:end]
                 pos = end
@@ -410,20 +416,51 @@ class Session:
     def _collect(self, data: bytes | memoryview) -> bytes | memoryview:
         """Take the next part of a large frame from ``data``; return what follows it."""
         need = self._collect_need
+        decoder = self._collect_decoder
         if len(data) < need:
             self._collect_parts.append(data)
             self._collect_need = need - len(data)
+            if decoder is not None:
+                self._decode_collected(decoder, data, False)
             return b""
         parts = self._collect_parts
         mv = data if type(data) is memoryview else memoryview(data)
-        parts.append(mv[:need])
+        last = mv[:need]
+        parts.append(last)
+        if decoder is not None:
+            self._end_collect()
+            if not self._decode_collected(decoder, last, True):
+                return b""
+            text, self._collect_text = "".join(self._collect_text), []
+            self._events.append(TextMessage(text))
+            return mv[need:]
         payload = b"".join(parts)
-        self._collect_parts = []
-        self._collect_need = 0
-        self._collect_header = b""
+        self._end_collect()
         if self._data_frame(self._collect_b0, payload):
             return mv[need:]
         return b""
+
+    def _start_collecting_text(self, first: bytes | memoryview) -> bool:
+        self._collect_decoder = decoder = codecs.getincrementaldecoder("utf-8")()
+        self._collect_text = []
+        return self._decode_collected(decoder, first, False)
+
+    def _decode_collected(
+        self, decoder: codecs.BufferedIncrementalDecoder, data: bytes | memoryview, final: bool
+    ) -> bool:
+        try:
+            self._collect_text.append(decoder.decode(data, final))
+        except UnicodeDecodeError:
+            self._end_collect()
+            self._fail_utf8()
+            return False
+        return True
+
+    def _end_collect(self) -> None:
+        self._collect_parts = []
+        self._collect_need = 0
+        self._collect_header = b""
+        self._collect_decoder = None
 
     def _data_frame(self, b0: int, chunk: bytes | bytearray | memoryview) -> bool:
         """Take one complete data frame, read natively or by the engine.
@@ -476,8 +513,8 @@ class Session:
             return
         self._native = False
         rest = self._collect_header + b"".join(self._collect_parts) + self._rbuf
-        self._collect_parts = []
-        self._collect_need = 0
+        self._end_collect()
+        self._collect_text = []
         self._rbuf.clear()
         self._engine.feed(rest, self._fragment_size)
         self._process(self._engine.events())
@@ -560,7 +597,9 @@ class Session:
         decoder = self._text_decoder
         assert decoder is not None
         try:
-            decoder.decode(data, final)  # checks; the text is decoded once, when complete
+            # Checked as it arrives, decoded once when complete: the bytes of
+            # many small fragments take less room than as many strings would.
+            decoder.decode(data, final)
         except UnicodeDecodeError:
             self._fail_utf8()
             return False
@@ -616,8 +655,8 @@ class Session:
         clean = rcvd is not None and sent is not None and self._error is None
         self._native = False
         self._rbuf.clear()
-        self._collect_parts = []
-        self._collect_need = 0
+        self._end_collect()
+        self._collect_text = []
         self._drop_outgoing()
         self._set_state(State.CLOSED)
         self._events.append(Closed(code, reason, clean))

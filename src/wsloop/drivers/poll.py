@@ -98,7 +98,8 @@ logger = logging.getLogger("wsloop.client")
 T = TypeVar("T")
 
 _READ_CHUNK = 256 * 1024
-_MAX_READ_PER_POLL = 4 * 2**20
+_MAX_READ_PER_POLL = 2**20
+"""Bytes read in one step at most: the rest waits for the next poll() (the frame budget)."""
 _HAS_POLL = hasattr(select, "poll")
 _RESOLVE_SLICE = 0.005
 _PROXY_READ = 4096
