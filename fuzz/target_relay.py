@@ -25,7 +25,10 @@ server logs "opening handshake failed" and "connection handler failed" with
 the traceback of any exception the relay's code lets escape), no exception
 reaches the loop's exception handler, the connection is closed and forgotten
 (the relay holds no member, room or address count for it afterwards) within
-5 seconds (else a hang), and the answer is an HTTP response.
+5 seconds (else a hang), and the answer is an HTTP response. A room-protocol
+member that dropped without ``leave`` keeps its seat for the grace period,
+as it should: the seat must be offline with its timer running, and the
+target then expires it, so that no input sees the seats of another.
 """
 
 from __future__ import annotations
@@ -177,6 +180,23 @@ async def _connect(relay: Relay, reads: list[bytes]) -> _Transport:
     return transport
 
 
+def _expire_dropped_seats(relay: Relay) -> None:
+    """A room-protocol member that dropped keeps its seat for the grace period: end it now.
+
+    Each seat left must be offline with its grace timer running; its expiry
+    (what the timer would do) then forgets it, and the room with its last seat.
+    """
+    for core in list(relay._cores.values()):
+        for seat in list(core.seats.values()):
+            if seat.link is not None or seat.expiry is None:
+                raise Finding(
+                    f"seat {seat.id} of {core.name} left behind: online={seat.online}, "
+                    f"grace timer={seat.expiry is not None}"
+                )
+            seat.expiry.cancel()
+            core._expire(seat)
+
+
 def test_one_input(data: bytes) -> None:
     if len(data) < 2:
         return
@@ -195,6 +215,7 @@ def test_one_input(data: bytes) -> None:
             f"left behind: members={len(relay._members)} rooms={list(relay._rooms)} "
             f"addresses={relay._per_address} identities={len(relay._identities)}"
         )
+    _expire_dropped_seats(relay)
     if relay._cores:
         raise Finding(f"room cores left behind: {list(relay._cores)}")
     written = bytes(transport.written)
