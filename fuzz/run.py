@@ -16,9 +16,10 @@ it writes the input to ``reports/fuzz/<target>-crash-<sha1>``) or take more
 than ``--timeout`` seconds (a hang: ``<target>-timeout-<sha1>``). It reads the
 seeds from ``fuzz/corpus/<target>/`` and writes what it finds to a scratch
 corpus in ``reports/fuzz/<target>/``, never into the repository; ``--merge``
-then adds to the seeds only the inputs that bring new coverage, as libFuzzer's
-``-merge=1`` minimises them. The packages each target names are instrumented
-for coverage when the target is imported (``atheris.instrument_imports``).
+then adds to the seeds a small set of the inputs that bring new coverage
+(libFuzzer's ``-set_cover_merge=1``: a set cover of the new features). The
+packages each target names are instrumented for coverage when the target is
+imported (``atheris.instrument_imports``).
 
 ``--all`` runs each target in a subprocess of its own, logs it to
 ``reports/fuzz/<target>.log`` and prints, per target, the executions, the
@@ -60,7 +61,9 @@ def _libfuzzer_args(args: argparse.Namespace) -> list[str]:
     scratch.mkdir(parents=True, exist_ok=True)
     seeds.mkdir(parents=True, exist_ok=True)
     argv = [
-        sys.argv[0],
+        # libFuzzer's merge runs this command line again (through the shell),
+        # with its own flags: _INNER tells that process which target it is.
+        f"{sys.executable} {Path(__file__).resolve()}",
         f"-timeout={args.timeout}",
         f"-max_len={MAX_LEN}",
         "-rss_limit_mb=2048",
@@ -70,7 +73,7 @@ def _libfuzzer_args(args: argparse.Namespace) -> list[str]:
     if args.inputs:
         return [*argv, *args.inputs]
     if args.merge:
-        return [*argv, "-merge=1", str(seeds), str(scratch)]
+        return [*argv, "-set_cover_merge=1", str(seeds), str(scratch)]
     if args.corpus_only:
         return [*argv, "-runs=0", str(seeds)]
     if args.runs is not None:
@@ -81,18 +84,23 @@ def _libfuzzer_args(args: argparse.Namespace) -> list[str]:
     return [*argv, str(scratch), str(seeds)]
 
 
-def run_target(args: argparse.Namespace) -> None:
+_INNER = "WSLOOP_FUZZ_TARGET"
+"""Set for the processes libFuzzer starts itself (merge): the target's name."""
+
+
+def run_target(target: str, libfuzzer_args: list[str]) -> None:
     """Instrument and import the target, then hand the process to libFuzzer."""
     import atheris  # type: ignore[import-untyped]
 
+    os.environ[_INNER] = target
     sys.path.insert(0, str(ROOT))
-    module_name, packages = TARGETS[args.target]
+    module_name, packages = TARGETS[target]
     with atheris.instrument_imports(include=list(packages)):
         module = importlib.import_module(module_name)
     setup = getattr(module, "setup", None)
     if setup is not None:
         setup()
-    atheris.Setup(_libfuzzer_args(args), module.test_one_input)
+    atheris.Setup(libfuzzer_args, module.test_one_input)
     atheris.Fuzz()
 
 
@@ -159,6 +167,10 @@ def run_all(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
+    inner = os.environ.get(_INNER)
+    if inner is not None:  # started by libFuzzer: its flags, untouched
+        run_target(inner, sys.argv)
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--target", choices=sorted(TARGETS))
     parser.add_argument("--all", action="store_true", help="every target, with a summary")
@@ -174,7 +186,7 @@ def main() -> int:
         return run_all(args)
     if args.target is None:
         parser.error("give --target NAME or --all")
-    run_target(args)
+    run_target(args.target, _libfuzzer_args(args))
     return 0
 
 

@@ -2,8 +2,9 @@
 
 Each target runs in a subprocess of its own (libFuzzer owns the process and
 exits at the end), through ``fuzz/run.py``: first each seed of
-``fuzz/corpus/<target>/`` once, then ``FUZZ_TEST_SECONDS`` (default 8) of
-coverage-guided fuzzing from them. A crash (an exception escaping the
+``fuzz/corpus/<target>/`` once, then ``FUZZ_TEST_SECONDS`` (default 4: some
+16 s of fuzzing in all, the four tests about 40 s) of coverage-guided
+fuzzing from them. A crash (an exception escaping the
 target: a property that does not hold) or a hang (an input taking more than
 10 s) fails the test with libFuzzer's report, which names the input written
 to ``reports/fuzz/``. Longer runs: ``make fuzz``.
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.fuzz
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "fuzz" / "run.py"
-SECONDS = int(os.environ.get("FUZZ_TEST_SECONDS", "8"))
+SECONDS = int(os.environ.get("FUZZ_TEST_SECONDS", "4"))
 TARGETS = ["session", "native", "relay", "rooms"]
 
 
