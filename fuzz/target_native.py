@@ -15,7 +15,8 @@ target makes, so every input starts open). Three leading bytes:
   nothing, send a text, ping, start the close.
 
 Properties. Without deflate, a differential one: the native session, fed the
-reads, produces exactly the events (messages, error texts and types, close
+reads (byte by byte once it has given the reading back to the engine; see
+:func:`run`), produces exactly the events (messages, error texts and types, close
 codes) and writes exactly the frames of a session whose native reader is
 off, fed one byte at a time (as ``tests/test_native_reader.py`` states it);
 and both keep the event contract (:func:`fuzz._common.check_client_events`).
@@ -99,7 +100,14 @@ def run(
     eof = False
     events: list[Event] = []
     for i, read in enumerate(reads):
-        if bytewise:
+        # Once the native reader has given the reading back (a close sent,
+        # a frame it leaves to the engine), the engine reads the rest; it
+        # parses every frame of a read before the session checks the UTF-8
+        # of the first, so that with a bad text and a close frame in one
+        # read it reports the close it read after the bad text. Fed byte by
+        # byte, as the reference session is, it reads in stream order
+        # (tests/test_native_reader.py compares the same way).
+        if bytewise or not session._native:
             for k in range(len(read)):
                 session.receive_data(read[k : k + 1])
         else:
