@@ -35,8 +35,8 @@ demo: $(STAMP)
 	$(BIN)/python -m wsloop demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests compliance examples bench
-	$(BIN)/ruff format --check src tests compliance examples bench
+	$(BIN)/ruff check src tests compliance examples bench fuzz
+	$(BIN)/ruff format --check src tests compliance examples bench fuzz
 
 typecheck: $(STAMP)
 	$(BIN)/mypy src
@@ -112,6 +112,18 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 test: lint typecheck pytest bench-smoke conformance
+
+# Coverage-guided fuzzing (atheris): every target of fuzz/ for FUZZ_SECONDS,
+# then a table of executions, exec/s and coverage (cov/ft) per target. Crash
+# inputs and logs go to reports/fuzz/. `make fuzz-merge` adds what a run found
+# that brings new coverage to the seeds in fuzz/corpus/ (minimised).
+.PHONY: fuzz fuzz-merge
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	$(BIN)/python fuzz/run.py --all --seconds $(FUZZ_SECONDS)
+
+fuzz-merge: $(STAMP)
+	for target in session native relay rooms; do $(BIN)/python fuzz/run.py --target $$target --merge; done
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(NODE_DIR)/node_modules bench/node_modules $(BROWSER_DIR)/node_modules \

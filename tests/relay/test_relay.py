@@ -294,3 +294,71 @@ def test_missing_redis_is_a_relay_error():
 def test_invalid_options(options):
     with pytest.raises((ValueError, TypeError)):
         Relay(**options)
+
+
+# Frames sent with the upgrade request, before the response (RFC 6455 4.1 says
+# to wait for it). Found by the relay fuzz target (fuzz/target_relay.py): the
+# engine read them while the handshake was decided, a close frame among them
+# made it send its EOF, and the response then failed an assertion (logged as
+# "unexpected internal error"); the client got no answer at all.
+
+PIPELINED = b"\x81\x82\x00\x00\x00\x00hi" + b"\x88\x82\x00\x00\x00\x00\x03\xe8"  # masked, mask 0
+
+
+def raw_exchange(port: int, request: bytes) -> bytes:
+    """Send ``request`` in one write; return everything the relay answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def upgrade(key: str) -> bytes:
+    return (
+        "GET /room HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+def test_frames_before_a_refusal_still_get_the_http_status(caplog):
+    with serve(echo=True) as relay, caplog.at_level(logging.ERROR):
+        answer = raw_exchange(relay.port, upgrade("dQ==") + PIPELINED)
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer
+    assert b"invalid Sec-WebSocket-Key header" in answer
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_frames_before_the_101_are_read_once_it_is_sent(caplog):
+    text, close = PIPELINED[:8], PIPELINED[8:]
+    with serve(echo=True) as relay, caplog.at_level(logging.ERROR):
+        with socket.create_connection(("127.0.0.1", relay.port), timeout=WAIT) as sock:
+            sock.sendall(upgrade("dGhlIHNhbXBsZSBub25jZQ==") + text)
+            answer = b""
+            while not answer.endswith(b"\r\n\r\n\x81\x02hi"):
+                chunk = sock.recv(65536)
+                assert chunk, answer
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 101 "), answer  # then the echo of the text
+            sock.sendall(close)
+            assert sock.recv(65536) == b"\x88\x02\x03\xe8"
+        # A close in the same write as the request is answered too, cleanly.
+        answer = raw_exchange(relay.port, upgrade("dGhlIHNhbXBsZSBub25jZQ==") + close)
+        assert answer.startswith(b"HTTP/1.1 101 "), answer
+        assert answer.endswith(b"\r\n\r\n\x88\x02\x03\xe8")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_connection_header_on_two_lines_is_read_whole(caplog):
+    # RFC 9110 5.3: a list header may come as several lines. The relay read it
+    # with get(), which raises on a repeated header: HTTP 500 and a traceback
+    # in the log (found by the relay fuzz target).
+    request = upgrade("dGhlIHNhbXBsZSBub25jZQ==").replace(
+        b"Connection: Upgrade\r\n", b"Connection: keep-alive\r\nConnection: Upgrade\r\n"
+    )
+    with serve(echo=True) as relay, caplog.at_level(logging.ERROR):
+        for path in (b"/room", b"/healthz"):  # a monitoring path asked to upgrade, too
+            answer = raw_exchange(relay.port, request.replace(b"/room", path) + PIPELINED[8:])
+            assert answer.startswith(b"HTTP/1.1 101 "), answer
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

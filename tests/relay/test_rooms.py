@@ -6,6 +6,7 @@ event sheet or a browser page would.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from typing import Any
@@ -16,6 +17,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from wsloop.relay import RoomConfig, serve
+from wsloop.relay._session import RoomSession
+from wsloop.relay.rooms import RoomCore
 
 PROTO = "wsloop.room.v1"
 
@@ -359,3 +362,65 @@ def test_an_echo_relay_does_not_select_the_room_protocol():
         ws = connect(url(relay), subprotocols=[PROTO], open_timeout=WAIT).__enter__()  # type: ignore[list-item]
         assert ws.subprotocol is None
         ws.close()
+
+
+# The session and the room core without sockets: orders of events that a
+# network makes rare. Found by the rooms fuzz target (fuzz/target_rooms.py).
+
+
+class _Link:
+    def __init__(self) -> None:
+        self.frames: list[Any] = []
+        self.shut_with: list[tuple[int, str]] = []
+
+    def push(self, data: bytes, text: bool) -> None:
+        self.frames.append(json.loads(data) if text else data)
+
+    def shut(self, code: int, reason: str) -> None:
+        self.shut_with.append((code, reason))
+
+
+def _room() -> tuple[Any, asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    return RoomCore("/r", RoomConfig(), loop), loop
+
+
+def test_a_replaced_connection_can_no_longer_speak_or_leave_for_the_seat():
+    core, loop = _room()
+    try:
+        old_link, new_link = _Link(), _Link()
+        old = RoomSession(old_link, core, core.config)
+        new = RoomSession(new_link, core, core.config)
+        old.handle(json.dumps({"type": "join", "name": "ann"}))
+        token = old_link.frames[0]["token"]
+        new.handle(json.dumps({"type": "resume", "token": token, "since": 0}))
+        assert old_link.shut_with == [(4001, "replaced by a newer connection of this member")]
+        # What the old connection sent before it read its close frame.
+        old.handle(json.dumps({"type": "send", "data": "stale"}))
+        old.handle(json.dumps({"type": "leave"}))
+        assert old_link.shut_with == [(4001, "replaced by a newer connection of this member")]
+        assert list(core.seats) == [new.seat.id]
+        assert core.seats[new.seat.id].link is new_link
+        new.handle(json.dumps({"type": "send", "data": "fresh"}))
+        said = [f["data"] for f in new_link.frames if f["type"] == "message"]
+        assert said == ["fresh"]
+    finally:
+        core.close()
+        loop.close()
+
+
+def test_a_kicked_connection_can_no_longer_speak_for_the_seat():
+    core, loop = _room()
+    try:
+        link, other_link = _Link(), _Link()
+        session = RoomSession(link, core, core.config)
+        other = RoomSession(other_link, core, core.config)
+        session.handle(json.dumps({"type": "join", "name": "ann"}))
+        other.handle(json.dumps({"type": "join", "name": "bob"}))
+        assert core.kick(session.seat.id)
+        session.handle(json.dumps({"type": "send", "data": "after the kick"}))
+        assert core.seq == 0
+        assert not [f for f in other_link.frames if f["type"] == "message"]
+    finally:
+        core.close()
+        loop.close()

@@ -27,6 +27,19 @@ adjustments when it is built:
   (which the engine enforces on the whole message) and not by the number of
   fragments; a message of one frame is returned as it came.
 
+* **Nothing after the request is read before the response is sent.** RFC
+  6455 4.1 has a client wait for the server's handshake response before it
+  sends frames; one that does not (its frames in the same read as its
+  request) made the engine parse them while the handshake was still being
+  decided. A close frame or a bad frame there made the engine send its EOF,
+  and the ``400``/``101`` response that followed tripped an assertion in
+  ``send_response`` (logged as "unexpected internal error"; the client got
+  no answer at all). :class:`RelayServerProtocol` holds such bytes (up to
+  ``max_size`` plus :data:`HELD_SLACK`) and gives them to the engine once
+  the ``101`` is sent; after a refusal they are dropped, as the engine
+  drops whatever follows a refusal. Found by the ``relay`` fuzz target
+  (``fuzz/target_relay.py``).
+
 Text fragments are decoded as they arrive (``recv_streaming`` does), so
 invalid UTF-8 fails the connection with 1007 at the first bad fragment.
 """
@@ -40,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast, overload
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import TooManyFragments
 from websockets.frames import CloseCode
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from .._engine import close_ends_fragmented_message
@@ -50,18 +64,75 @@ if TYPE_CHECKING:
     from websockets.frames import Frame
     from websockets.typing import Data
 
-__all__ = ["DEFAULT_MAX_FRAGMENTS", "RelayConnection", "RelayServerProtocol", "connection_class"]
+__all__ = [
+    "DEFAULT_MAX_FRAGMENTS",
+    "HELD_SLACK",
+    "RelayConnection",
+    "RelayServerProtocol",
+    "connection_class",
+]
 
 DEFAULT_MAX_FRAGMENTS = 65536
 """The most frames one message may be split into (Autobahn's 9.* cases use 65,536)."""
 
+HELD_SLACK = 64 * 1024
+"""Bytes beyond ``max_size`` held while the handshake is decided; past it the engine reads them."""
+
 
 class RelayServerProtocol(ServerProtocol):
-    """The server engine with the relay's adjustment (a close ends a fragmented message)."""
+    """The server engine with the relay's adjustments (see the module docstring).
+
+    Made by swapping the class of a built :class:`ServerProtocol`, so it has
+    no ``__init__``: its own state starts as the class attributes below.
+    """
+
+    _head_tail = b""
+    """The last bytes of the request head seen, while its end is not."""
+    _head_done = False
+    """The request head has ended (the engine has it)."""
+    _held: bytearray | None = None
+    """What followed the request, held until the response is sent."""
 
     def recv_frame(self, frame: Frame) -> None:
         close_ends_fragmented_message(self, frame)
         super().recv_frame(frame)
+
+    def receive_data(self, data: bytes | bytearray) -> None:
+        held = self._held
+        if held is not None:
+            if len(held) + len(data) <= (self.max_message_size or 2**20) + HELD_SLACK:
+                held += data
+                return
+            # Too much before the handshake is decided: the engine reads it all.
+            self._held = None
+            super().receive_data(bytes(held))
+        elif not self._head_done and self.state is State.CONNECTING:
+            end = self._end_of_head(data)
+            if end is not None:
+                super().receive_data(data[:end])
+                if self.state is State.CONNECTING and not self.eof_sent:
+                    self._held = bytearray(data[end:])
+                    return
+                data = data[end:]
+        super().receive_data(data)
+
+    def _end_of_head(self, data: bytes | bytearray) -> int | None:
+        """Where in ``data`` the request head ends, if it ends in it."""
+        tail = self._head_tail
+        seen = tail + bytes(data)
+        index = seen.find(b"\r\n\r\n")
+        if index < 0:
+            self._head_tail = seen[-3:]
+            return None
+        self._head_done = True
+        self._head_tail = b""
+        return index + 4 - len(tail)
+
+    def send_response(self, response: Any) -> None:
+        super().send_response(response)
+        held, self._held = self._held, None
+        if held and self.state is State.OPEN:
+            super().receive_data(bytes(held))
 
 
 class RelayConnection(ServerConnection):
@@ -74,6 +145,17 @@ class RelayConnection(ServerConnection):
         if type(protocol) is ServerProtocol:
             protocol.__class__ = RelayServerProtocol
         super().__init__(protocol, *args, **kwargs)
+
+    async def handshake(self, *args: Any, **kwargs: Any) -> None:
+        """The opening handshake; then the frames a client sent too early, if any."""
+        await super().handshake(*args, **kwargs)
+        # RelayServerProtocol gave them to the engine when the 101 was sent:
+        # deliver their events now, as data_received does for later bytes.
+        events = self.protocol.events_received()
+        if events:
+            self.send_data()
+            for event in events:
+                self.process_event(event)
 
     @overload
     async def recv(self, decode: Literal[True]) -> str: ...

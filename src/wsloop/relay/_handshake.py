@@ -129,7 +129,8 @@ class Gate:
 
     async def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path = _room_of(request)
-        upgrade = "upgrade" in request.headers.get("Connection", "").lower()
+        # Connection may come as several header lines (get() raises then).
+        upgrade = any("upgrade" in v.lower() for v in request.headers.get_all("Connection"))
         if path in PATHS and not upgrade:
             token_ok, query = None, ""
             if self.token is not None:

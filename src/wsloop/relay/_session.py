@@ -6,6 +6,14 @@ A session turns the frames of one connection into calls on its
 message naming it, keeping the connection open; only a flood closes it (1008).
 A binary payload travels as a ``send`` header with ``"binary": true``
 followed by one binary frame.
+
+A seat can leave a connection while it is still open: a newer connection
+took it back by a resume (this one is closed with 4001), or the room kicked
+it (4003). What such a connection still sends, until its close completes,
+is ignored: it must not speak, or ``leave``, for a seat that is no longer
+its own (found by the ``rooms`` fuzz target: the replaced connection's
+``leave`` removed the seat from under the newer connection). The Redis
+session forgets the seat the same way (``_redis_rooms``, ``lost``).
 """
 
 from __future__ import annotations
@@ -62,9 +70,18 @@ class RoomSession:
         self._tokens -= 1.0
         return False
 
+    def _seat_lost(self) -> bool:
+        """The seat went to a newer connection, or was kicked: this one is being closed."""
+        seat = self.seat
+        return seat is not None and self._core is not None and seat.link is not self.link
+
     def handle(self, message: str | bytes) -> None:
         """One frame from the client."""
         if self._done:
+            return
+        if self._seat_lost():
+            self.seat = None
+            self._done = True
             return
         if self._flooding():
             self._done = True
