@@ -63,6 +63,9 @@ ROUND_TRIP_BOUND = 5.0
 CHAT_PERIOD = 0.05
 """Seconds between two round trips of one pair (20 messages/s per client)."""
 
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
+"""How the relay's log lines start (``wsloop serve``'s format)."""
+
 REPORT = Path(__file__).resolve().parents[2] / "reports" / "relay-hostile.md"
 
 
@@ -483,6 +486,9 @@ def hostile(tmp_path, request):
             code = relay.stop(signal.SIGTERM)
         log = relay.log()
         assert "Traceback" not in log, log
+        # Every line is one of the relay's own (asyncio's warnings have no timestamp).
+        strays = [line for line in log.splitlines() if not LOG_LINE.match(line)]
+        assert not strays, log
         assert code == 0, log
 
     return run
@@ -694,3 +700,105 @@ def test_a_deflate_bomb_is_stopped_at_max_size(hostile):
         found = repeated(attack, cases, headers=deflate)
         assert set(found.values()) == {(1009, f"frame exceeds limit of {MiB} bytes")}, found
         attack.figures.note += f"; the bomb is {len(bomb) // 1024} KiB"
+
+
+def test_a_ping_flood_from_a_client_that_never_reads_is_closed_with_1008(hostile):
+    """Pings as fast as TCP takes them, pongs never read: the relay stops reading, then 1008.
+
+    Regression: the relay answered every ping into its write buffer whatever
+    waited there, and grew by 180 MiB in 8 s. It now stops reading such a
+    client once the pongs pile up (its pings then wait in the kernel) and
+    closes it as too slow.
+    """
+    ping = client_frame(OP_PING, b"p" * 125)
+    batch = ping * 512
+    # Bound: what the relay may hold for it is its write buffer (~100 KiB) and one read.
+    with hostile("ping flood, pongs never read", rss_bound=16 * MiB) as attack:
+        attacker = Attacker(attack.port, rcvbuf=4096)
+        attacker.sock.settimeout(0.2)
+        sent = 0
+        pending = memoryview(batch)
+        while True:
+            assert time.monotonic() - attack.started < WAIT, f"{sent} bytes of pings taken"
+            try:
+                done = attacker.sock.send(pending)
+            except TimeoutError:  # the relay stopped reading: has it closed us?
+                if attack.status()["slow_consumers"] == 1:
+                    break
+                continue
+            sent += done
+            pending = pending[done:] or memoryview(batch)
+        attack.closed_now()
+        attacker.sock.settimeout(WAIT)
+        pongs = 0
+        while True:
+            opcode, payload = attacker.read_frame()
+            if opcode == OP_CLOSE:
+                break
+            if opcode == OP_PONG:  # (the pair's messages in the room arrive too)
+                assert payload == b"p" * 125
+                pongs += 1
+        code, reason = int.from_bytes(payload[:2], "big"), payload[2:].decode()
+        assert (code, reason) == (
+            1008,
+            "too slow: the client does not read the answers to its pings",
+        )
+        attacker.close()
+        attack.wait_log(r"left /room/attacked: .*closed with 1008: does not read its pongs")
+        attack.wait_status("connections", 4)
+        attack.figures.outcome = f'{code} "{reason}"'
+        attack.figures.note = (
+            f"{sent / MiB:.1f} MiB of pings taken before TCP blocked, "
+            f"{pongs} pongs before the close"
+        )
+
+
+def test_a_ping_flood_from_a_client_that_reads_is_answered(hostile):
+    """20,000 pings in bursts, pongs read as they come: each is answered, in order."""
+    count = 20_000
+    with hostile("ping flood, pongs read (20,000 pings)", rss_bound=16 * MiB) as attack:
+        attacker = Attacker(attack.port)
+        received: list[bytes] = []
+
+        def read_pongs() -> None:
+            while len(received) < count:
+                opcode, payload = attacker.read_frame()
+                assert opcode == OP_PONG, opcode
+                received.append(payload)
+
+        reader = threading.Thread(target=read_pongs, daemon=True)
+        reader.start()
+        for start in range(0, count, 500):
+            attacker.send(
+                b"".join(client_frame(OP_PING, b"%08d" % n) for n in range(start, start + 500))
+            )
+        reader.join(WAIT)
+        assert received == [b"%08d" % n for n in range(count)]
+        attack.closed_now()
+        attacker.send(client_frame(OP_CLOSE, close_payload(1000, "done")))
+        assert attacker.expect_close() == (1000, "done")
+        attacker.expect_end()
+        attacker.close()
+        attack.figures.outcome = (
+            f"every pong, in order; then 1000 (time to close: all {count} answered)"
+        )
+
+
+def test_a_close_flood_gets_one_answer(hostile):
+    """A client sends 100 close frames at once: one close answers, then TCP ends."""
+    flood = b"".join(client_frame(OP_CLOSE, close_payload(4000 + n, "bye")) for n in range(100))
+    with hostile("close flood (100 close frames per client)", rss_bound=16 * MiB) as attack:
+        found = {}
+        for _ in attack.rounds():
+            attacker = Attacker(attack.port)
+            sent = time.monotonic()
+            with contextlib.suppress(OSError):
+                attacker.send(flood)
+            found["close flood"] = attacker.expect_close()
+            attacker.expect_end()  # nothing after the one close frame
+            attacker.close()
+            took = time.monotonic() - sent
+            attack.figures.time_to_close = max(attack.figures.time_to_close or 0.0, took)
+            assert found["close flood"] == (4000, "bye")
+        attack.wait_status("connections", 4)
+        attack.figures.outcome = outcomes(found) + ", then TCP closed"

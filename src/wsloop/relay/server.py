@@ -45,7 +45,7 @@ from websockets.exceptions import ConnectionClosed, NegotiationError
 
 from .._version import __version__
 from . import _monitor
-from ._conn import DEFAULT_MAX_FRAGMENTS, connection_class
+from ._conn import DEFAULT_MAX_FRAGMENTS, RelayConnection, connection_class
 from ._errors import RelayError
 from ._guard import LOOPBACK, Handshake, RateLimit, Refuse, exempt, networks, shared_secret
 from ._parts import RelayStats, _first_line, _Member, _Message, _peer, _room_of
@@ -721,6 +721,13 @@ class Relay:
         if self.rate_messages is not None or self.rate_bytes is not None:
             member.limit = RateLimit(self.rate_messages, self.rate_bytes, self.max_size)
         self._members[conn] = member
+        if isinstance(conn, RelayConnection):
+            conn.on_unread_answers = lambda: self._kick(
+                member,
+                SLOW_CONSUMER_CODE,
+                "too slow: the client does not read the answers to its pings",
+                why="does not read its pongs",
+            )
         if response.headers.get("Sec-WebSocket-Protocol") == ROOM_PROTOCOL:
             member.session = self._session(member)
         elif not self.echo:
@@ -878,9 +885,11 @@ class Relay:
             self._messages_out += 1
             self._bytes_out += len(item.data)
 
-    def _kick(self, member: _Member, code: int, reason: str) -> None:
+    def _kick(self, member: _Member, code: int, reason: str, why: str = "") -> None:
+        if member.closing:
+            return
         member.closing = True
-        member.why = f"slow consumer, closed with {code}"
+        member.why = f"slow consumer, closed with {code}" + (f": {why}" if why else "")
         member.queue.clear()
         member.queued_bytes = 0
         member.wakeup.set()
