@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from relay_support import WAIT, Peer, RelayProcess, open_all
+from relay_support import WAIT, Peer, RelayProcess, open_all, pump
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -570,8 +570,9 @@ def violate(
 ) -> tuple[int, str]:
     """One attacker in the attacked room sends ``frames``: the relay's close code and reason.
 
-    The relay must then end TCP and send nothing more. The time to close is
-    the longest from sending to the end of TCP over the calls.
+    The attacker answers the close frame; the relay must then end TCP and
+    send nothing more. The time to close is the longest from sending to the
+    relay's close frame over the calls.
     """
     attacker = Attacker(attack.port, headers=headers)
     assert attacker.status == 101, attacker.head
@@ -579,9 +580,11 @@ def violate(
     with contextlib.suppress(OSError):  # the relay may close before reading it all
         attacker.send(b"".join(frames))
     code, reason = attacker.expect_close()
+    took = time.monotonic() - sent
+    with contextlib.suppress(OSError):  # answered, as a client should (the relay may be gone)
+        attacker.send(client_frame(OP_CLOSE, close_payload(code)))
     attacker.expect_end()
     attacker.close()
-    took = time.monotonic() - sent
     attack.figures.time_to_close = max(attack.figures.time_to_close or 0.0, took)
     return code, reason
 
@@ -802,3 +805,179 @@ def test_a_close_flood_gets_one_answer(hostile):
             assert found["close flood"] == (4000, "bye")
         attack.wait_status("connections", 4)
         attack.figures.outcome = outcomes(found) + ", then TCP closed"
+
+
+# Too many, too slow, too fast.
+
+
+def flood(attack: Attack, count: int, source: str | None = None) -> list[Attacker]:
+    """``count`` handshakes at once; the time to the last answer counts as the time to close."""
+    started = time.monotonic()
+    attackers = [Attacker(attack.port, source=source) for _ in range(count)]
+    took = time.monotonic() - started
+    attack.figures.time_to_close = max(attack.figures.time_to_close or 0.0, took)
+    return attackers
+
+
+def test_a_connection_flood_past_max_connections_gets_503(hostile):
+    """Rounds of 40 clients on a relay with room for 24 (the pairs hold 4): 20 in, 20 get 503."""
+    with hostile(
+        "connection flood past --max-connections 24 (rounds of 40)",
+        "--max-connections",
+        "24",
+        rss_bound=16 * MiB,
+    ) as attack:
+        refused = 0
+        for _ in attack.rounds():
+            attackers = flood(attack, 40)
+            statuses = [a.status for a in attackers]
+            assert statuses == [101] * 20 + [503] * 20, statuses
+            bodies = {a.body for a in attackers[20:]}
+            assert bodies == {b"This relay is full (24 connections); try again later.\n"}
+            for attacker in attackers[20:]:
+                attacker.expect_end()  # the relay closes a refused connection
+            for attacker in attackers:
+                attacker.close()  # those let in vanish without a close frame
+            refused += 20
+            attack.wait_status("connections", 4)
+        assert attack.status()["refused"] == refused
+        attack.figures.outcome = (
+            'HTTP 503 "This relay is full (24 connections); try again later." (20 of 40)'
+        )
+
+
+def test_a_connection_flood_from_one_address_gets_429(hostile):
+    """Rounds of 30 clients from 127.0.0.2, --max-per-address 10: 10 in, 20 get 429."""
+    with hostile(
+        "connection flood from one address (--max-per-address 10, rounds of 30)",
+        "--max-per-address",
+        "10",
+        "--exempt",
+        "",  # no exempt network: loopback counts
+        rss_bound=16 * MiB,
+    ) as attack:
+        for _ in attack.rounds():
+            attackers = flood(attack, 30, source="127.0.0.2")
+            statuses = [a.status for a in attackers]
+            assert statuses == [101] * 10 + [429] * 20, statuses
+            bodies = {a.body for a in attackers[10:]}
+            assert bodies == {b"Too many connections from your address (10); close some first.\n"}
+            # The count is per address: another loopback address still gets in.
+            other = Attacker(attack.port, source="127.0.0.3")
+            assert other.status == 101
+            for attacker in [*attackers, other]:
+                attacker.close()
+            attack.wait_status("connections", 4)
+        attack.figures.outcome = (
+            'HTTP 429 "Too many connections from your address (10); close some first." (20 of 30)'
+        )
+
+
+def test_a_half_open_client_is_dropped_by_the_keepalive_ping(hostile):
+    """A client that vanishes without a FIN (it neither reads nor writes any more).
+
+    With --ping-interval 1 the relay pings it after 1 s, gives up 1 s later
+    (1011 "keepalive ping timeout", the ping timeout is the interval), and
+    aborts TCP after its close timeout (5 s) since no close answer comes.
+    """
+    with hostile(
+        "half-open TCP (--ping-interval 1)", "--ping-interval", "1", rss_bound=16 * MiB
+    ) as attack:
+        attacker = Attacker(attack.port, rcvbuf=4096)
+        port = attacker.local_port
+        left = attack.wait_log(rf"127\.0\.0\.1:{port} left /room/attacked: (.*)")
+        attack.closed_now()
+        frames = []
+        with contextlib.suppress(EOFError, ConnectionResetError):
+            while True:
+                frames.append(attacker.read_frame())
+        attacker.close()
+        opcodes = [op for op, _ in frames]
+        assert OP_PING in opcodes, opcodes
+        close = frames[opcodes.index(OP_CLOSE)][1]
+        code, reason = int.from_bytes(close[:2], "big"), close[2:].decode()
+        assert (code, reason) == (1011, "keepalive ping timeout")
+        assert "(the relay sent 1011 'keepalive ping timeout', no answer)" in left.group(1), left
+        attack.figures.outcome = f'{code} "{reason}", then TCP aborted'
+        attack.figures.note = f"the relay's log: {left.group(1)}"
+
+
+def test_a_client_that_never_reads_is_closed_with_1008_and_its_queue_stays_bounded(hostile):
+    """A member that reads nothing while a flooder sends 64 KiB messages to its room.
+
+    Its socket buffers fill, then its send queue (--send-queue-bytes 256k):
+    the relay drops the queue and closes it with 1008. The pair in the same
+    room receives every one of the flood's messages meanwhile.
+    """
+    # Bound: the queue holds 256 KiB, the kernel a few MiB; 64 MiB offered would be too much.
+    with hostile(
+        "client that never reads, 64 KiB messages to its room (--send-queue-bytes 256k)",
+        "--send-queue-bytes",
+        "256k",
+        rss_bound=32 * MiB,
+    ) as attack:
+        attacker = Attacker(attack.port, rcvbuf=4096)
+        flooder = Peer(compression=None).connect(attack.relay.url + ATTACKED)
+        open_all(flooder)
+        chunk = os.urandom(64 * 1024)
+        sent = 0
+        kicked = False
+        while not kicked:
+            assert sent < 1024, "64 MiB sent and the client that never reads is still there"
+            if flooder.ws.buffered_amount < 256 * 1024:
+                assert flooder.ws.send_binary(chunk)
+                sent += 1
+            flooder.ws.poll(0.001)
+            kicked = sent % 8 == 0 and attack.status()["slow_consumers"] == 1
+        attack.closed_now()
+        # What it reads now: data, then the close frame.
+        messages = 0
+        while True:
+            opcode, payload = attacker.read_frame()
+            if opcode == OP_CLOSE:
+                break
+            messages += opcode == OP_BINARY
+        code, reason = int.from_bytes(payload[:2], "big"), payload[2:].decode()
+        assert (code, reason) == (1008, "too slow: the relay's send queue for this client is full")
+        attacker.send(client_frame(OP_CLOSE, payload[:2]))
+        attacker.expect_end()
+        attacker.close()
+        assert flooder.ws.is_open
+        assert flooder.errors == []
+        flooder.ws.close()
+        pump(lambda: flooder.closed, flooder)
+        attack.wait_status("connections", 4)
+        attack.figures.outcome = f'{code} "{reason}"'
+        attack.figures.note = (
+            f"{sent} messages of 64 KiB sent ({sent * 64 // 1024} MiB) until it was closed; "
+            f"it had received {messages}"
+        )
+
+
+def test_a_client_over_the_rate_limits_is_closed_with_1008(hostile):
+    """--rate-messages 100 --rate-bytes 1m: a burst of 1,000 small messages, and 64 of 64 KiB."""
+    small = b"".join(client_frame(OP_TEXT, b"m%d" % n) for n in range(1000))
+    large = b"".join(client_frame(OP_BINARY, bytes(64 * 1024)) for _ in range(64))
+    with hostile(
+        "faster than allowed (--rate-messages 100 --rate-bytes 1m)",
+        "--rate-messages",
+        "100",
+        "--rate-bytes",
+        "1m",
+        rss_bound=32 * MiB,
+    ) as attack:
+        found = {}
+        for _ in attack.rounds():
+            found["messages"] = violate(attack, small)
+            found["bytes"] = violate(attack, large)
+            assert found == {
+                "messages": (1008, "sending too fast: over 100 messages/s"),
+                "bytes": (1008, "sending too fast: over 1 MiB/s"),
+            }
+        attack.wait_status("connections", 4)
+        # Each closing handshake completed: the relay read the answer behind the
+        # messages sent after the limit (regression: it stopped reading, and the
+        # close ended in an abort at the close timeout, 1006, 5 s later).
+        endings = re.findall(r"left /room/attacked: (\d+) .*\(rate limited\)", attack.relay.log())
+        assert endings and set(endings) == {"1008"}, endings
+        attack.figures.outcome = outcomes(found)

@@ -799,7 +799,7 @@ class Relay:
                         self._rate_limited += 1
                         member.why = "rate limited"
                         logger.info("! %s in %s: %s", member.peer, member.room, why)
-                        await self._close_member(member, RATE_LIMIT_CODE, why)
+                        await self._close_rate_limited(member, why)
                         break
                 if member.session is not None:
                     member.rcvd += 1
@@ -821,6 +821,21 @@ class Relay:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await writer
+
+    async def _close_rate_limited(self, member: _Member, why: str) -> None:
+        """Close with 1008, dropping what the client sent after the limit meanwhile.
+
+        Its answer to the close frame comes after those messages; left unread,
+        they would stop the reading (the engine's flow control) and the answer
+        with it, so the close would end in an abort at the close timeout.
+        """
+        closing = asyncio.get_running_loop().create_task(
+            self._close_member(member, RATE_LIMIT_CODE, why)
+        )
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in member.conn:
+                pass
+        await closing
 
     async def _on_message(self, member: _Member, message: str | bytes) -> None:
         member.rcvd += 1
@@ -951,8 +966,9 @@ class Relay:
             code = conn.close_code
             reason = conn.close_reason or ""
             ending = "no close frame" if code is None else f"{code} {reason!r}"
-            if member.why:
-                ending += f" ({member.why})"
+            why = member.why or _unanswered(conn)
+            if why:
+                ending += f" ({why})"
             logger.info(
                 "- %s left %s: %s after %.1f s, %d in / %d out (%d connected)",
                 member.peer,
@@ -1090,6 +1106,14 @@ class RelayThread:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _unanswered(conn: ServerConnection) -> str:
+    """What the relay's own close frame said, when the client never answered it."""
+    sent, rcvd = conn.protocol.close_sent, conn.protocol.close_rcvd
+    if sent is None or rcvd is not None:
+        return ""
+    return f"the relay sent {sent.code} {sent.reason!r}, no answer"
 
 
 def _address(conn: ServerConnection) -> str | None:
