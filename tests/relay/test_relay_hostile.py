@@ -31,6 +31,7 @@ import functools
 import json
 import os
 import re
+import resource
 import select
 import signal
 import socket
@@ -983,3 +984,39 @@ def test_a_client_over_the_rate_limits_is_closed_with_1008(hostile):
         endings = re.findall(r"left /room/attacked: (\d+) .*\(rate limited\)", attack.relay.log())
         assert endings and set(endings) == {"1008"}, endings
         attack.figures.outcome = outcomes(found)
+
+
+def test_silent_connections_past_the_file_descriptor_limit(hostile):
+    """80 clients connect and send nothing, on a relay allowed 64 open files.
+
+    The silent connections are not members, so --max-connections does not
+    count them: they hold file descriptors until the open timeout (2 s). Once
+    none are left, accept() fails; asyncio logged that with a traceback every
+    second (regression), the relay now says it in one line. The members
+    carry on, and a client that connects meanwhile waits in the kernel's
+    backlog until the open timeout frees descriptors, then gets in.
+    """
+    with hostile(
+        "silent connections past the file-descriptor limit (80, ulimit -n 64)",
+        "--open-timeout",
+        "2",
+        rss_bound=16 * MiB,
+    ) as attack:
+        resource.prlimit(attack.relay.proc.pid, resource.RLIMIT_NOFILE, (64, 64))
+        silent = [Attacker(attack.port, handshake=False) for _ in range(80)]
+        attack.wait_log(r"! cannot accept new connections: Too many open files")
+        late = Attacker(attack.port)  # waits in the backlog, then gets in
+        assert late.status == 101
+        attack.closed_now()
+        for attacker in silent:
+            with contextlib.suppress(ConnectionResetError):
+                assert attacker.sock.recv(1024) == b""  # dropped at the open timeout
+            attacker.close()
+        late.close()
+        attack.wait_status("connections", 4)
+        warnings = re.findall("cannot accept new connections", attack.relay.log())
+        assert len(warnings) == 1, attack.relay.log()
+        attack.figures.outcome = (
+            "the silent ones: TCP closed at the open timeout; a client meanwhile: 101 once "
+            "descriptors are free; one log line"
+        )

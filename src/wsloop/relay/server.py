@@ -103,6 +103,8 @@ DEFAULT_RATE_BYTES = 16.0 * 2**20
 """Payload bytes per second one client may send, on average (bursts of twice that)."""
 DEFAULT_MAX_PER_ADDRESS = 100
 """Connections from one (non-loopback) address."""
+ACCEPT_WARNING_EVERY = 10.0
+"""Seconds between two log lines saying that connections cannot be accepted (no fds)."""
 
 
 class _MemberLink:
@@ -381,8 +383,37 @@ class Relay:
         self._messages_out = 0
         self._slow_consumers = 0
         self._peak_queued = 0
+        self._handler_set = False
+        self._accept_warned = -ACCEPT_WARNING_EVERY
 
     # Life cycle.
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """asyncio's error handler while the relay runs: out of file descriptors is one line.
+
+        When ``accept()`` fails for want of file descriptors (clients that
+        connect and never finish their handshake, or more members than
+        ``ulimit -n`` allows), asyncio logs the error with a traceback and
+        retries every second: a traceback a second for as long as it lasts.
+        The relay says it once every :data:`ACCEPT_WARNING_EVERY` seconds
+        instead; anything else goes to asyncio's default handler.
+        """
+        exc = context.get("exception")
+        message = str(context.get("message", ""))
+        if not (message.startswith("socket.accept() out of system resource") and exc):
+            loop.default_exception_handler(context)
+            return
+        now = time.monotonic()
+        if now - self._accept_warned >= ACCEPT_WARNING_EVERY:
+            self._accept_warned = now
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            logger.warning(
+                "! cannot accept new connections: %s (%d connected); retrying every second. "
+                "Raise the limit on open files (ulimit -n, LimitNOFILE) or lower "
+                "--max-connections or --open-timeout",
+                why,
+                len(self._members),
+            )
 
     async def start(self) -> None:
         """Start listening (and connect to Redis first, when configured).
@@ -435,7 +466,11 @@ class Relay:
         if sockets:
             self.port = sockets[0].getsockname()[1]
         self._started = time.monotonic()
-        self._sampler = asyncio.get_running_loop().create_task(self._sample_rates())
+        loop = asyncio.get_running_loop()
+        self._sampler = loop.create_task(self._sample_rates())
+        if loop.get_exception_handler() is None:  # the application did not set its own
+            loop.set_exception_handler(self._loop_exception)
+            self._handler_set = True
 
     async def stop(self, code: int = SHUTDOWN_CODE, reason: str = "server shutting down") -> None:
         """Stop: refuse new clients, close every client with ``code``, wait for all.
@@ -474,6 +509,9 @@ class Relay:
         for core in list(self._cores.values()):
             core.close()
         self._cores.clear()
+        if self._handler_set:
+            asyncio.get_running_loop().set_exception_handler(None)
+            self._handler_set = False
         closed.set()
 
     async def wait_closed(self) -> None:
