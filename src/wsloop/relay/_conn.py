@@ -42,11 +42,38 @@ adjustments when it is built:
 
 Text fragments are decoded as they arrive (``recv_streaming`` does), so
 invalid UTF-8 fails the connection with 1007 at the first bad fragment.
+
+Answers nobody reads
+--------------------
+The engine answers every ping with a pong as it reads it, and writes the
+pong to the transport whatever is already waiting there: the write buffer
+limits only the relay's own messages (``send`` waits for it to drain). A
+client that sends pings faster than it reads the pongs, or never reads,
+would thus grow the relay's write buffer without bound (tests/relay/
+test_relay_hostile.py measured 180 MiB in 8 s). The connection therefore
+watches the buffer after each read: messages alone never take it past the
+high-water mark plus the largest message sent (``send`` writes one frame,
+then waits), so anything beyond that by :data:`ANSWER_SLACK` is answers
+the client does not read. Then the connection **stops reading** the client
+(TCP back-pressure: its pings wait in the kernel, nothing more is answered)
+and calls ``on_unread_answers``, with which the relay closes it as too slow
+(1008). Reading resumes once the buffer drains, so a client that reads
+after all completes the closing handshake; one that never does is aborted
+at the close timeout. Pausing reading is shared with the engine's own flow
+control (the queue of frames received), so neither resumes what the other
+paused.
+
+Once the transport is closing (a write failed: the client reset the
+connection), the connection writes nothing more: asyncio would log
+"socket.send() raised exception." for every further write, and a client
+that resets in the middle of a ping burst would fill the relay's log with
+one line per pong.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
@@ -59,12 +86,13 @@ from websockets.server import ServerProtocol
 from .._engine import close_ends_fragmented_message
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator
+    from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
 
     from websockets.frames import Frame
-    from websockets.typing import Data
+    from websockets.typing import Data, DataLike
 
 __all__ = [
+    "ANSWER_SLACK",
     "DEFAULT_MAX_FRAGMENTS",
     "HELD_SLACK",
     "RelayConnection",
@@ -74,6 +102,8 @@ __all__ = [
 
 DEFAULT_MAX_FRAGMENTS = 65536
 """The most frames one message may be split into (Autobahn's 9.* cases use 65,536)."""
+ANSWER_SLACK = 64 * 1024
+"""Bytes of unread answers (pongs) beyond what messages can leave in the write buffer."""
 
 HELD_SLACK = 64 * 1024
 """Bytes beyond ``max_size`` held while the handshake is decided; past it the engine reads them."""
@@ -141,10 +171,86 @@ class RelayConnection(ServerConnection):
     max_fragments: int = DEFAULT_MAX_FRAGMENTS
     """The most frames a message may have; one more closes the client with 1009."""
 
+    on_unread_answers: Callable[[], None] | None = None
+    """Called once when the client stops reading the answers to its pings (see above)."""
+
     def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
         if type(protocol) is ServerProtocol:
             protocol.__class__ = RelayServerProtocol
         super().__init__(protocol, *args, **kwargs)
+        self._largest_sent = 0
+        self._holding = False  # reading stopped: answers are not read
+        self._engine_paused = False  # reading stopped by the engine's frame queue
+        self._reading_paused = False
+        self._reported = False
+
+    # Reading stops for the engine's flow control or for unread answers.
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.recv_messages.pause = self._engine_pause
+        self.recv_messages.resume = self._engine_resume
+
+    def _engine_pause(self) -> None:
+        self._engine_paused = True
+        self._update_reading()
+
+    def _engine_resume(self) -> None:
+        self._engine_paused = False
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        paused = self._holding or self._engine_paused
+        if paused == self._reading_paused:
+            return
+        self._reading_paused = paused
+        if paused:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        limit = self.write_limit_high + self._largest_sent + ANSWER_SLACK
+        if not self._holding and self.transport.get_write_buffer_size() > limit:
+            self._holding = True
+            self._update_reading()
+            if not self._reported and self.on_unread_answers is not None:
+                self._reported = True
+                self.on_unread_answers()
+
+    def send_data(self) -> None:
+        """Write what the engine has to send, except to a transport already closing."""
+        transport = self.transport
+        for data in self.protocol.data_to_send():
+            if transport.is_closing():
+                continue  # the connection failed: nothing can reach the client now
+            if data:
+                transport.write(data)
+            elif transport.can_write_eof():  # the engine's end of stream: half-close
+                with contextlib.suppress(Exception):
+                    transport.write_eof()
+            else:
+                transport.close()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._holding:  # the client read its answers after all
+            self._holding = False
+            self._update_reading()
+
+    async def send(
+        self,
+        message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike],
+        *,
+        text: bool | None = None,
+    ) -> None:
+        """Send a message; its size raises the write-buffer level messages may reach."""
+        if isinstance(message, (bytes, bytearray, memoryview)):
+            self._largest_sent = max(self._largest_sent, len(message))
+        elif isinstance(message, str):
+            self._largest_sent = max(self._largest_sent, 4 * len(message))
+        await super().send(message, text=text)
 
     async def handshake(self, *args: Any, **kwargs: Any) -> None:
         """The opening handshake; then the frames a client sent too early, if any."""

@@ -46,7 +46,7 @@ from websockets.exceptions import ConnectionClosed
 
 from .._version import __version__
 from . import _monitor
-from ._conn import DEFAULT_MAX_FRAGMENTS, connection_class
+from ._conn import DEFAULT_MAX_FRAGMENTS, RelayConnection, connection_class
 from ._errors import RelayError
 from ._guard import LOOPBACK, Handshake, RateLimit, networks, shared_secret
 from ._handshake import Gate, subprotocol
@@ -102,6 +102,8 @@ DEFAULT_RATE_BYTES = 16.0 * 2**20
 """Payload bytes per second one client may send, on average (bursts of twice that)."""
 DEFAULT_MAX_PER_ADDRESS = 100
 """Connections from one (non-loopback) address."""
+ACCEPT_WARNING_EVERY = 10.0
+"""Seconds between two log lines saying that connections cannot be accepted (no fds)."""
 
 
 class Relay:
@@ -298,8 +300,37 @@ class Relay:
         self._messages_out = 0
         self._slow_consumers = 0
         self._peak_queued = 0
+        self._handler_set = False
+        self._accept_warned = -ACCEPT_WARNING_EVERY
 
     # Life cycle.
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """asyncio's error handler while the relay runs: out of file descriptors is one line.
+
+        When ``accept()`` fails for want of file descriptors (clients that
+        connect and never finish their handshake, or more members than
+        ``ulimit -n`` allows), asyncio logs the error with a traceback and
+        retries every second: a traceback a second for as long as it lasts.
+        The relay says it once every :data:`ACCEPT_WARNING_EVERY` seconds
+        instead; anything else goes to asyncio's default handler.
+        """
+        exc = context.get("exception")
+        message = str(context.get("message", ""))
+        if not (message.startswith("socket.accept() out of system resource") and exc):
+            loop.default_exception_handler(context)
+            return
+        now = time.monotonic()
+        if now - self._accept_warned >= ACCEPT_WARNING_EVERY:
+            self._accept_warned = now
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            logger.warning(
+                "! cannot accept new connections: %s (%d connected); retrying every second. "
+                "Raise the limit on open files (ulimit -n, LimitNOFILE) or lower "
+                "--max-connections or --open-timeout",
+                why,
+                len(self._members),
+            )
 
     async def start(self) -> None:
         """Start listening (and connect to Redis first, when configured).
@@ -352,7 +383,11 @@ class Relay:
         if sockets:
             self.port = sockets[0].getsockname()[1]
         self._started = time.monotonic()
-        self._sampler = asyncio.get_running_loop().create_task(self._sample_rates())
+        loop = asyncio.get_running_loop()
+        self._sampler = loop.create_task(self._sample_rates())
+        if loop.get_exception_handler() is None:  # the application did not set its own
+            loop.set_exception_handler(self._loop_exception)
+            self._handler_set = True
 
     async def stop(self, code: int = SHUTDOWN_CODE, reason: str = "server shutting down") -> None:
         """Stop: refuse new clients, close every client with ``code``, wait for all.
@@ -391,6 +426,9 @@ class Relay:
         for core in list(self._cores.values()):
             core.close()
         self._cores.clear()
+        if self._handler_set:
+            asyncio.get_running_loop().set_exception_handler(None)
+            self._handler_set = False
         closed.set()
 
     async def wait_closed(self) -> None:
@@ -557,6 +595,13 @@ class Relay:
         if self.rate_messages is not None or self.rate_bytes is not None:
             member.limit = RateLimit(self.rate_messages, self.rate_bytes, self.max_size)
         self._members[conn] = member
+        if isinstance(conn, RelayConnection):
+            conn.on_unread_answers = lambda: self._kick(
+                member,
+                SLOW_CONSUMER_CODE,
+                "too slow: the client does not read the answers to its pings",
+                why="does not read its pongs",
+            )
         if response.headers.get("Sec-WebSocket-Protocol") == ROOM_PROTOCOL:
             member.session = self._session(member)
         elif not self.echo:
@@ -628,7 +673,7 @@ class Relay:
                         self._rate_limited += 1
                         member.why = "rate limited"
                         logger.info("! %s in %s: %s", member.peer, member.room, why)
-                        await self._close_member(member, RATE_LIMIT_CODE, why)
+                        await self._close_rate_limited(member, why)
                         break
                 if member.session is not None:
                     member.rcvd += 1
@@ -650,6 +695,21 @@ class Relay:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await writer
+
+    async def _close_rate_limited(self, member: _Member, why: str) -> None:
+        """Close with 1008, dropping what the client sent after the limit meanwhile.
+
+        Its answer to the close frame comes after those messages; left unread,
+        they would stop the reading (the engine's flow control) and the answer
+        with it, so the close would end in an abort at the close timeout.
+        """
+        closing = asyncio.get_running_loop().create_task(
+            self._close_member(member, RATE_LIMIT_CODE, why)
+        )
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in member.conn:
+                pass
+        await closing
 
     async def _on_message(self, member: _Member, message: str | bytes) -> None:
         member.rcvd += 1
@@ -714,9 +774,11 @@ class Relay:
             self._messages_out += 1
             self._bytes_out += len(item.data)
 
-    def _kick(self, member: _Member, code: int, reason: str) -> None:
+    def _kick(self, member: _Member, code: int, reason: str, why: str = "") -> None:
+        if member.closing:
+            return
         member.closing = True
-        member.why = f"slow consumer, closed with {code}"
+        member.why = f"slow consumer, closed with {code}" + (f": {why}" if why else "")
         member.queue.clear()
         member.queued_bytes = 0
         member.wakeup.set()
@@ -773,8 +835,9 @@ class Relay:
             code = conn.close_code
             reason = conn.close_reason or ""
             ending = "no close frame" if code is None else f"{code} {reason!r}"
-            if member.why:
-                ending += f" ({member.why})"
+            why = member.why or _unanswered(conn)
+            if why:
+                ending += f" ({why})"
             logger.info(
                 "- %s left %s: %s after %.1f s, %d in / %d out (%d connected)",
                 member.peer,
@@ -804,3 +867,11 @@ class Relay:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _unanswered(conn: ServerConnection) -> str:
+    """What the relay's own close frame said, when the client never answered it."""
+    sent, rcvd = conn.protocol.close_sent, conn.protocol.close_rcvd
+    if sent is None or rcvd is not None:
+        return ""
+    return f"the relay sent {sent.code} {sent.reason!r}, no answer"
