@@ -179,6 +179,7 @@ def _load(target: str, what: str) -> Any:
 
 async def _serve(relay: Relay, log: logging.Logger) -> int:
     from ..relay import RelayError
+    from ..relay._guard import size_text
 
     try:
         await relay.start()
@@ -202,7 +203,9 @@ async def _serve(relay: Relay, log: logging.Logger) -> int:
         details.append("subprotocols " + ", ".join(relay.protocols))
     if relay.allowed_origins:
         details.append("origins " + ", ".join(relay.allowed_origins))
-    details.append(f"max message {relay.max_size} bytes in {relay.max_fragments} fragments")
+    details.append(
+        f"max message {size_text(relay.max_size)} in {relay.max_fragments} fragments"
+    )
     details.append(f"max {relay.max_connections} connections")
     if relay.token is not None:
         details.append("token required")
@@ -213,7 +216,7 @@ async def _serve(relay: Relay, log: logging.Logger) -> int:
         if relay.rate_messages:
             rates.append(f"{relay.rate_messages:g} msg/s")
         if relay.rate_bytes:
-            rates.append(f"{relay.rate_bytes:g} B/s")
+            rates.append(f"{size_text(relay.rate_bytes)}/s")
         details.append("per client " + " and ".join(rates))
     if relay.games:
         details.append("game rooms " + ", ".join(relay.games.classes))

@@ -171,12 +171,13 @@ class RateLimit:
         if self._data is not None:
             self._bytes = min(self._data_cap, self._bytes + elapsed * self._data)
             if self._bytes < size:
-                return f"sending too fast: over {_size(self._data)}/s"
+                return f"sending too fast: over {size_text(self._data)}/s"
             self._bytes -= size
         return None
 
 
-def _size(n: float) -> str:
+def size_text(n: float) -> str:
+    """A byte count as a person reads it: ``16 MiB``, ``64 KiB``, ``100 bytes``."""
     for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:
             return f"{n / scale:g} {unit}"
