@@ -80,6 +80,7 @@ class _Member:
         "since",
         "wakeup",
         "why",
+        "writing",
     )
 
     def __init__(self, conn: ServerConnection, room: str, peer: str) -> None:
@@ -91,6 +92,8 @@ class _Member:
         self.wakeup = asyncio.Event()
         self.idle = asyncio.Event()
         self.closing = False
+        self.writing = False
+        """The writer task holds a message it took from the queue (sending it)."""
         self.gone = False
         self.joined = False
         self.opened = False

@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from websockets.asyncio.server import Server, ServerConnection, serve as _ws_serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
+from websockets.frames import Frame, Opcode
+from websockets.protocol import OPEN
 
 from .._version import __version__
 from . import _monitor
@@ -381,6 +383,10 @@ class Relay:
         self._messages_out = 0
         self._slow_consumers = 0
         self._peak_queued = 0
+        # The last frame built for _write_now, and the payload it was built from.
+        self._frame = b""
+        self._frame_data: bytes | None = None
+        self._frame_text = True
 
     # Life cycle.
 
@@ -845,6 +851,8 @@ class Relay:
     def _enqueue(self, member: _Member, item: _Message) -> None:
         if member.closing:
             return
+        if not member.queue and not member.writing and self._write_now(member, item):
+            return
         size = len(item.data)
         if member.queue and (
             len(member.queue) >= self.send_queue
@@ -862,18 +870,55 @@ class Relay:
             self._peak_queued = member.queued_bytes
         member.wakeup.set()
 
+    def _write_now(self, member: _Member, item: _Message) -> bool:
+        """Write a message straight into an idle member's socket; False if it must queue.
+
+        Only when nothing of this member's is waiting (its queue is empty and
+        its writer holds nothing), so the order is kept; only while its
+        transport is below its high-water mark (``paused`` is websockets' flow
+        control), so a slow reader still fills its queue and is closed as a
+        slow consumer. The frame is the same bytes for every member without an
+        extension (server frames are not masked): it is built once per
+        message and reused for all of them, as long as the same payload
+        object is being handed out.
+        """
+        conn = member.conn
+        protocol = conn.protocol
+        if (
+            protocol.state is not OPEN
+            or conn.paused
+            or protocol.extensions
+            or protocol.writes
+            or conn.send_in_progress is not None
+        ):
+            return False
+        data = item.data
+        if data is not self._frame_data or item.text is not self._frame_text:
+            opcode = Opcode.TEXT if item.text else Opcode.BINARY
+            self._frame = Frame(opcode, data).serialize(mask=False, extensions=[])
+            self._frame_data = data
+            self._frame_text = item.text
+        conn.transport.write(self._frame)
+        member.sent += 1
+        self._messages_out += 1
+        self._bytes_out += len(data)
+        return True
+
     async def _write(self, member: _Member) -> None:
         conn = member.conn
         queue = member.queue
         while not member.closing:
             if not queue:
+                member.writing = False
                 member.idle.set()
                 member.wakeup.clear()
                 await member.wakeup.wait()
                 continue
             item = queue.popleft()
             member.queued_bytes -= len(item.data)
+            member.writing = True
             await conn.send(item.data, text=item.text)
+            member.writing = False
             member.sent += 1
             self._messages_out += 1
             self._bytes_out += len(item.data)
