@@ -387,6 +387,8 @@ class Relay:
         self._frame = b""
         self._frame_data: bytes | None = None
         self._frame_text = True
+        self._queued = False
+        """A message went into a send queue since the last reader yielded."""
 
     # Life cycle.
 
@@ -804,12 +806,14 @@ class Relay:
                     member.rcvd += 1
                     self._messages_in += 1
                     member.session.handle(message)
-                    await asyncio.sleep(0)
-                    continue
-                await self._on_message(member, message)
+                else:
+                    await self._on_message(member, message)
                 # Let the writers run: a burst read in one go must not fill
                 # the queues of clients that are merely waiting for their turn.
-                await asyncio.sleep(0)
+                # Not needed when every copy went straight into its socket.
+                if self._queued:
+                    self._queued = False
+                    await asyncio.sleep(0)
         except ConnectionClosed:
             pass
         finally:
@@ -865,6 +869,7 @@ class Relay:
             )
             return
         member.queue.append(item)
+        self._queued = True
         member.queued_bytes += size
         if member.queued_bytes > self._peak_queued:
             self._peak_queued = member.queued_bytes
