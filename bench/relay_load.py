@@ -30,7 +30,7 @@ core, drives each server over raw sockets with 100-byte messages:
 * ``idle``: N connections held in rooms of two; the server's RSS growth
   (``VmRSS`` in ``/proc/<pid>/status``, after a warm-up of a few
   connections) divided by N, in KiB;
-* ``fanout-M``: one sender in a room of M, at most two messages outstanding:
+* ``fanout-M``: one sender in a room of M, at most four messages outstanding:
   deliveries per second over the window, p50 and p99 latency of every
   delivery (the send time travels in the payload);
 * ``pairs``: many rooms of two taking turns: deliveries per second and
