@@ -11,8 +11,11 @@ a message for the room could miss a client that already sees its connection
 open; with Redis, the room's channel is subscribed there too.
 
 Each member has a bounded send queue (a message count and a byte count) and
-one writer task that drains it into the connection. Relaying a message never
-waits for a receiver: it is appended to the other members' queues. A member
+one writer task that drains it into the connection, started the first time
+something has to wait there. Relaying a message never waits for a receiver:
+a member with nothing waiting and room in its socket buffer gets the frame
+written at once (built once for all of them), any other has it appended to
+its queue. A member
 whose queue would overflow is a slow consumer: its queue is dropped and it is
 closed with 1008; if it does not even read the close frame within
 ``close_timeout``, its TCP connection is aborted. Memory per member is thus
@@ -788,7 +791,8 @@ class Relay:
             1 if self.echo else self.room_size(member.room),
             len(self._members),
         )
-        writer = asyncio.create_task(self._write(member))
+        if member.queue:  # queued between the handshake and now
+            self._start_writer(member)
         limit = member.limit
         try:
             async for message in conn:
@@ -821,9 +825,19 @@ class Relay:
                 member.session.closed()
             member.closing = True
             member.wakeup.set()
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-                await writer
+            writer = member.writer
+            if writer is not None:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                    await writer
+
+    def _start_writer(self, member: _Member) -> None:
+        """The member's writer task, started the first time something waits in its queue.
+
+        Most messages go straight into the socket (``_write_now``), so an idle
+        member, or one that keeps up, never needs a task of its own.
+        """
+        member.writer = asyncio.get_running_loop().create_task(self._write(member))
 
     async def _on_message(self, member: _Member, message: str | bytes) -> None:
         member.rcvd += 1
@@ -870,6 +884,8 @@ class Relay:
             return
         member.queue.append(item)
         self._queued = True
+        if member.writer is None and member.opened:
+            self._start_writer(member)
         member.queued_bytes += size
         if member.queued_bytes > self._peak_queued:
             self._peak_queued = member.queued_bytes
