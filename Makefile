@@ -11,7 +11,7 @@ BROWSER_DIR := tests/browser
 BROWSER_STAMP := $(BROWSER_DIR)/node_modules/.installed-stamp
 
 .PHONY: demo test lint typecheck pytest conformance conformance-quick conformance-server install clean \
-	bench bench-quick bench-smoke bench-frame test-browser
+	bench bench-quick bench-smoke bench-frame test-browser bench-relay bench-relay-quick
 
 install: $(STAMP) $(NODE_STAMP) $(BROWSER_STAMP)
 
@@ -90,6 +90,7 @@ $(BENCH_NODE_STAMP): bench/package.json bench/package-lock.json
 
 bench: $(BENCH_STAMP) $(BENCH_NODE_STAMP)
 	$(BENCH_VENV)/bin/python bench/run.py
+	$(BENCH_VENV)/bin/python bench/relay_load.py
 	$(BENCH_VENV)/bin/python bench/frame_budget.py
 
 # The frame budget alone: the longest poll() and send per scenario (bench/frame_budget.py).
@@ -103,6 +104,14 @@ bench-quick: $(BENCH_STAMP) $(BENCH_NODE_STAMP)
 bench-smoke: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/run.py --quick --smoke
 	$(BIN)/python bench/frame_budget.py --smoke
+	$(BIN)/python bench/relay_load.py --smoke
+
+# How much one relay process holds, against websockets.broadcast and python-socketio.
+bench-relay: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/relay_load.py
+
+bench-relay-quick: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/relay_load.py --quick
 
 # The documentation site (guides + API reference from the docstrings) into site/.
 # Strict: a broken link or reference fails; tests/test_docs_site.py runs the same

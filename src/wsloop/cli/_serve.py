@@ -203,9 +203,7 @@ async def _serve(relay: Relay, log: logging.Logger) -> int:
         details.append("subprotocols " + ", ".join(relay.protocols))
     if relay.allowed_origins:
         details.append("origins " + ", ".join(relay.allowed_origins))
-    details.append(
-        f"max message {size_text(relay.max_size)} in {relay.max_fragments} fragments"
-    )
+    details.append(f"max message {size_text(relay.max_size)} in {relay.max_fragments} fragments")
     details.append(f"max {relay.max_connections} connections")
     if relay.token is not None:
         details.append("token required")

@@ -80,6 +80,8 @@ class _Member:
         "since",
         "wakeup",
         "why",
+        "writer",
+        "writing",
     )
 
     def __init__(self, conn: ServerConnection, room: str, peer: str) -> None:
@@ -91,6 +93,10 @@ class _Member:
         self.wakeup = asyncio.Event()
         self.idle = asyncio.Event()
         self.closing = False
+        self.writer: asyncio.Task[None] | None = None
+        """The task draining the queue, once something had to wait in it."""
+        self.writing = False
+        """The writer task holds a message it took from the queue (sending it)."""
         self.gone = False
         self.joined = False
         self.opened = False

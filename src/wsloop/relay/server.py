@@ -11,8 +11,11 @@ a message for the room could miss a client that already sees its connection
 open; with Redis, the room's channel is subscribed there too.
 
 Each member has a bounded send queue (a message count and a byte count) and
-one writer task that drains it into the connection. Relaying a message never
-waits for a receiver: it is appended to the other members' queues. A member
+one writer task that drains it into the connection, started the first time
+something has to wait there. Relaying a message never waits for a receiver:
+a member with nothing waiting and room in its socket buffer gets the frame
+written at once (built once for all of them), any other has it appended to
+its queue. A member
 whose queue would overflow is a slow consumer: its queue is dropped and it is
 closed with 1008; if it does not even read the close frame within
 ``close_timeout``, its TCP connection is aborted. Memory per member is thus
@@ -43,6 +46,8 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve as _ws_serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.protocol import OPEN
 
 from .._version import __version__
 from . import _monitor
@@ -302,6 +307,12 @@ class Relay:
         self._peak_queued = 0
         self._handler_set = False
         self._accept_warned = -ACCEPT_WARNING_EVERY
+        # The last frame built for _write_now, and the payload it was built from.
+        self._frame = b""
+        self._frame_data: bytes | None = None
+        self._frame_text = True
+        self._queued = False
+        """A message went into a send queue since the last reader yielded."""
 
     # Life cycle.
 
@@ -661,7 +672,8 @@ class Relay:
             1 if self.echo else self.room_size(member.room),
             len(self._members),
         )
-        writer = asyncio.create_task(self._write(member))
+        if member.queue:  # queued between the handshake and now
+            self._start_writer(member)
         limit = member.limit
         try:
             async for message in conn:
@@ -679,12 +691,14 @@ class Relay:
                     member.rcvd += 1
                     self._messages_in += 1
                     member.session.handle(message)
-                    await asyncio.sleep(0)
-                    continue
-                await self._on_message(member, message)
+                else:
+                    await self._on_message(member, message)
                 # Let the writers run: a burst read in one go must not fill
                 # the queues of clients that are merely waiting for their turn.
-                await asyncio.sleep(0)
+                # Not needed when every copy went straight into its socket.
+                if self._queued:
+                    self._queued = False
+                    await asyncio.sleep(0)
         except ConnectionClosed:
             pass
         finally:
@@ -692,9 +706,19 @@ class Relay:
                 member.session.closed()
             member.closing = True
             member.wakeup.set()
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-                await writer
+            writer = member.writer
+            if writer is not None:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                    await writer
+
+    def _start_writer(self, member: _Member) -> None:
+        """The member's writer task, started the first time something waits in its queue.
+
+        Most messages go straight into the socket (``_write_now``), so an idle
+        member, or one that keeps up, never needs a task of its own.
+        """
+        member.writer = asyncio.get_running_loop().create_task(self._write(member))
 
     async def _close_rate_limited(self, member: _Member, why: str) -> None:
         """Close with 1008, dropping what the client sent after the limit meanwhile.
@@ -741,6 +765,8 @@ class Relay:
     def _enqueue(self, member: _Member, item: _Message) -> None:
         if member.closing:
             return
+        if not member.queue and not member.writing and self._write_now(member, item):
+            return
         size = len(item.data)
         if member.queue and (
             len(member.queue) >= self.send_queue
@@ -753,23 +779,63 @@ class Relay:
             )
             return
         member.queue.append(item)
+        self._queued = True
+        if member.writer is None and member.opened:
+            self._start_writer(member)
         member.queued_bytes += size
         if member.queued_bytes > self._peak_queued:
             self._peak_queued = member.queued_bytes
         member.wakeup.set()
+
+    def _write_now(self, member: _Member, item: _Message) -> bool:
+        """Write a message straight into an idle member's socket; False if it must queue.
+
+        Only when nothing of this member's is waiting (its queue is empty and
+        its writer holds nothing), so the order is kept; only while its
+        transport is below its high-water mark (``paused`` is websockets' flow
+        control), so a slow reader still fills its queue and is closed as a
+        slow consumer. The frame is the same bytes for every member without an
+        extension (server frames are not masked): it is built once per
+        message and reused for all of them, as long as the same payload
+        object is being handed out.
+        """
+        conn = member.conn
+        protocol = conn.protocol
+        if (
+            protocol.state is not OPEN
+            or conn.paused
+            or protocol.extensions
+            or protocol.writes
+            or conn.send_in_progress is not None
+        ):
+            return False
+        data = item.data
+        if data is not self._frame_data or item.text is not self._frame_text:
+            opcode = Opcode.TEXT if item.text else Opcode.BINARY
+            self._frame = Frame(opcode, data).serialize(mask=False, extensions=[])
+            self._frame_data = data
+            self._frame_text = item.text
+        conn.transport.write(self._frame)
+        member.sent += 1
+        self._messages_out += 1
+        self._bytes_out += len(data)
+        return True
 
     async def _write(self, member: _Member) -> None:
         conn = member.conn
         queue = member.queue
         while not member.closing:
             if not queue:
+                member.writing = False
                 member.idle.set()
                 member.wakeup.clear()
                 await member.wakeup.wait()
                 continue
             item = queue.popleft()
             member.queued_bytes -= len(item.data)
+            member.writing = True
             await conn.send(item.data, text=item.text)
+            member.writing = False
             member.sent += 1
             self._messages_out += 1
             self._bytes_out += len(item.data)
