@@ -97,23 +97,35 @@ def proc_figures(pid: int) -> dict[str, int]:
     return {"rss_kib": rss, "fds": len(os.listdir(f"/proc/{pid}/fd")), "threads": threads}
 
 
-def redis_links(pid: int, port: int) -> int:
-    """Process ``pid``'s TCP connections to ``127.0.0.1:port`` (its Redis links)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[8:-1])
+def redis_links(pid: int, port: int) -> tuple[int, int]:
+    """Process ``pid``'s open fds, and its TCP connections to ``127.0.0.1:port``.
+
+    Read twice in a row until both agree: the relay opens and closes pool
+    links now and then (its heartbeat), so one reading may fall in between.
+    """
     remote = f"0100007F:{port:04X}"
-    count = 0
-    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[2] == remote and fields[9] in inodes:
-            count += 1
-    return count
+    last: tuple[int, int] | None = None
+    for _ in range(50):
+        inodes = set()
+        fds = os.listdir(f"/proc/{pid}/fd")
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+        count = 0
+        for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[2] == remote and fields[9] in inodes:
+                count += 1
+        reading = (len(fds), count)
+        if reading == last:
+            return reading
+        last = reading
+        time.sleep(0.05)
+    raise RuntimeError(f"the relay's Redis links keep changing: {last}")
 
 
 def free_port() -> int:
@@ -411,7 +423,7 @@ def settle(
         if redis_port is not None:
             # redis-py's pool keeps what it opened for concurrent commands (and
             # closes a link whose command was cancelled): counted apart.
-            found["redis_links"] = redis_links(relay.pid, redis_port)
+            found["fds"], found["redis_links"] = redis_links(relay.pid, redis_port)
             found["other_fds"] = found["fds"] - found["redis_links"]
         figures.append(found)
     return figures
