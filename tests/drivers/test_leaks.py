@@ -5,9 +5,10 @@ receive its echo, close) of the poll, thread and asyncio drivers, each in a
 fresh process (``bench/soak.py clients``) against ``wsloop serve --echo`` in
 another one. After a warm-up of 100 cycles and again at the end: the
 process's file descriptors, threads and asyncio tasks are the same exactly,
-the last WebSocket object is freed, and the memory traced by ``tracemalloc``
-and the resident size grew by less than generous bounds (a connection's
-buffers alone would pass the traced bound after a few dozen cycles kept).
+the last WebSocket object is freed, and the memory traced by ``tracemalloc``,
+the allocated blocks and the resident size (after ``malloc_trim``) grew by
+less than generous bounds (a connection's buffers alone would pass the
+traced bound after a few dozen cycles kept).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ SOAK = Path(__file__).resolve().parents[2] / "bench" / "soak.py"
 CYCLES = 500
 TRACED_BOUND_KIB = 128
 """About 260 bytes a cycle: these runs stay within a few KiB either way."""
+BLOCKS_BOUND = 100
+"""Allocated blocks (``sys.getallocatedblocks()``): one object kept every
+five cycles would pass it; these runs stay within a few dozen either way."""
 RSS_BOUND_KIB = 8 * 1024
 """The thread driver's process grows about 2 MiB in its first few hundred
 cycles (thread stacks and malloc arenas, not Python objects), then stays."""
@@ -47,6 +51,7 @@ def test_connect_close_cycles_leave_nothing_behind(driver, tmp_path):
     for key in ("fds", "threads", "tasks"):
         assert after[key] == before[key], (key, result)
     assert after["traced_kib"] - before["traced_kib"] < TRACED_BOUND_KIB, result
+    assert after["blocks"] - before["blocks"] < BLOCKS_BOUND, result
     assert after["rss_kib"] - before["rss_kib"] < RSS_BOUND_KIB, result
     if driver == "asyncio":
         assert after["tasks"] == 1, result  # only the main task
