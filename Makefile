@@ -137,3 +137,11 @@ fuzz-merge: $(STAMP)
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(NODE_DIR)/node_modules bench/node_modules $(BROWSER_DIR)/node_modules \
 		.pytest_cache .mypy_cache .ruff_cache reports
+
+# Soak (issue 16): relay churn (one process, then two sharing a redis-server) and
+# 10,000 connect/close cycles per client driver; before/after table, reports/soak.md.
+# Parameters: make soak SOAK_ARGS="--seconds 300 --cycles 20000" (python bench/soak.py -h).
+.PHONY: soak
+SOAK_ARGS ?=
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)

@@ -21,6 +21,13 @@ path still gets ``426 Upgrade Required``).
   the members connected to this process). It reloads itself;
   ``/status.json`` is the same data for scripts.
 
+Both also count the asyncio tasks alive on the relay's event loop
+(``tasks``, the gauge ``wsloop_relay_asyncio_tasks``): each connection has
+its handler and writer, so with no client the count falls back to the
+relay's own few (its accept loop, rate sampler, Redis links); a count that
+keeps growing while the connections do not is a leak (``make soak``
+watches it).
+
 Room names can say more than a relay's owner wants public, so ``/metrics``
 and ``/status`` can be turned off (``monitoring=False``) and, when the relay
 has a token, ask for it like a WebSocket client would (``?token=`` or a
@@ -29,6 +36,7 @@ Bearer header). ``/healthz`` says nothing but "ok" and is always open.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import time
@@ -127,6 +135,14 @@ def _text(status: int, text: str) -> Response:
     return _response(status, text.encode(), "text/plain; charset=utf-8")
 
 
+def _tasks() -> int | None:
+    """The asyncio tasks alive on the running loop (``None`` off the loop)."""
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:  # no running loop: relay.stats read from another thread
+        return None
+
+
 def snapshot(relay: Monitored) -> dict[str, Any]:
     """What ``/status.json`` shows."""
     stats = relay.stats
@@ -166,6 +182,7 @@ def snapshot(relay: Monitored) -> dict[str, Any]:
         "handler_errors": stats.handler_errors,
         "refused": stats.refused,
         "queued_bytes": stats.queued_bytes,
+        "tasks": _tasks(),
         "room_list": rooms[:200],
     }
 
@@ -246,6 +263,12 @@ def _metrics(relay: Monitored) -> Response:
                 ("queued_bytes", "Bytes waiting in every send queue"),
             ):
                 yield GaugeMetricFamily(f"wsloop_relay_{name}", doc, value=data[name])
+            if data["tasks"] is not None:
+                yield GaugeMetricFamily(
+                    "wsloop_relay_asyncio_tasks",
+                    "Asyncio tasks alive on the relay's event loop",
+                    value=data["tasks"],
+                )
             members = sum(int(r["members"]) for r in data["room_list"])
             yield GaugeMetricFamily(
                 "wsloop_relay_members", "Members of rooms (room-protocol seats included)", members
