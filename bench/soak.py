@@ -99,6 +99,17 @@ def proc_figures(pid: int) -> dict[str, int]:
     return {"rss_kib": rss, "fds": len(os.listdir(f"/proc/{pid}/fd")), "threads": threads}
 
 
+def steady_fds(pid: int) -> int:
+    """Process ``pid``'s open fds, read until three readings in a row agree."""
+    readings: list[int] = []
+    for _ in range(100):
+        readings = [*readings[-2:], len(os.listdir(f"/proc/{pid}/fd"))]
+        if len(readings) == 3 and len(set(readings)) == 1:
+            return readings[-1]
+        time.sleep(0.05)
+    raise RuntimeError(f"process {pid}'s open fds keep changing: {readings}")
+
+
 def redis_links(pid: int, port: int) -> tuple[int, int]:
     """Process ``pid``'s open fds, and its TCP connections to ``127.0.0.1:port``.
 
@@ -422,6 +433,9 @@ def settle(
                 raise RuntimeError(f"the relay did not settle: {status}")
             time.sleep(0.25)
         found: dict[str, Any] = {**proc_figures(relay.pid), "tasks": history[-1]}
+        # The relay's end of the last /status.json request may still be open
+        # for a moment after the answer was read: count fds once they are steady.
+        found["fds"] = steady_fds(relay.pid)
         if redis_port is not None:
             # redis-py's pool keeps what it opened for concurrent commands (and
             # closes a link whose command was cancelled): counted apart.
