@@ -1377,11 +1377,24 @@ def test_send_from_handlers(client: Client, echo_server: EchoServer) -> None:
     assert (closed.code, closed.reason) == (4000, "counted")
 
 
-def test_connecting_and_open_conditions(client: Client, ws_server: WebsocketsServer) -> None:
+def test_connecting_and_open_conditions(client: Client, raw_server: MakeRaw) -> None:
+    # The server holds its 101 until the connecting state has been looked at:
+    # a background thread (the thread driver) would otherwise often be open
+    # before the first assertion.
+    release = threading.Event()
+
+    def handler(conn: RawConnection) -> object:
+        assert release.wait(WAIT)
+        conn.handshake()
+        return clean_close(conn)
+
+    server = raw_server(handler)
     assert not client.ws.is_connecting
-    client.connect(ws_server.url(unique_path()))
+    client.connect(server.url())
     assert client.ws.is_connecting
     assert not client.ws.is_open
+    assert not client.ws.is_closed
+    release.set()
     client.wait_open()
     assert client.ws.is_open
     assert not client.ws.is_connecting
@@ -1391,6 +1404,7 @@ def test_connecting_and_open_conditions(client: Client, ws_server: WebsocketsSer
     assert not client.ws.is_open
     assert not client.ws.is_connecting
     assert client.ws.is_closed
+    assert server.wait_result(WAIT) == (1000, "")
 
 
 def test_pump_helper_reports_timeouts(client: Client, pump: Pump) -> None:
