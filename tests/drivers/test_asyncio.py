@@ -1028,16 +1028,24 @@ def test_an_idle_connection_uses_no_cpu(run: Any, record: Any) -> None:
 # Keepalive.
 
 
-def test_keepalive_measures_latency_and_detects_a_dead_server(run: Any, record: Any) -> None:
+@pytest.mark.parametrize("connect_timeout", [10.0, None], ids=["connect-timeout", "no-timeout"])
+def test_keepalive_measures_latency_and_detects_a_dead_server(
+    run: Any, record: Any, connect_timeout: float | None
+) -> None:
     async def main() -> None:
         async with echo_server() as echo:
-            ws = AsyncWebSocket(ping_interval=0.05)
+            ws = AsyncWebSocket(ping_interval=0.05, connect_timeout=connect_timeout)
             record(ws)
             await ws.connect(echo.url)
             await until(lambda: ws.latency is not None, "a pong")
             await ws.aclose()
         async with raw_server(deaf_after_handshake) as port:
-            ws = AsyncWebSocket(ping_interval=0.05, ping_timeout=SHORT, compression=None)
+            ws = AsyncWebSocket(
+                ping_interval=0.05,
+                ping_timeout=SHORT,
+                compression=None,
+                connect_timeout=connect_timeout,
+            )
             rec = record(ws)
             await ws.connect(f"ws://127.0.0.1:{port}/")
             await ws.wait_closed()

@@ -88,12 +88,17 @@ def test_keepalive_disabled() -> None:
 # Against a real server.
 
 
+@pytest.mark.parametrize("connect_timeout", [10.0, None], ids=["connect-timeout", "no-timeout"])
 @pytest.mark.parametrize("driver", ["poll", "thread"])
 def test_paused_server_is_detected_as_keepalive_timeout(
-    pausable_server: subprocess.Popen[str], driver: str
+    pausable_server: subprocess.Popen[str], driver: str, connect_timeout: float | None
 ) -> None:
+    # The keepalive starts on open whether or not the attempt had a connect
+    # timeout (it once started only when a connect deadline was cleared).
     port = pausable_server.port  # type: ignore[attr-defined]
-    ws = wsloop.WebSocket(driver=driver, ping_interval=0.2, ping_timeout=0.5)
+    ws = wsloop.WebSocket(
+        driver=driver, ping_interval=0.2, ping_timeout=0.5, connect_timeout=connect_timeout
+    )
     events: list[object] = []
     ws.on_opened = events.append
     ws.on_error = events.append

@@ -147,6 +147,8 @@ class PollDriver(BaseDriver):
         self._addrs: list[tuple[Any, ...]] = []
         self._last_os_error: OSError | None = None
         self._connect_deadline: float | None = None
+        self._opened = False
+        """The attempt has reached OPEN (the keepalive has been started)."""
         self._close_deadline: float | None = None
         self._out: deque[memoryview] = deque()
         self._out_size = 0
@@ -247,6 +249,7 @@ class PollDriver(BaseDriver):
         self._last_os_error = None
         timeout = config.connect_timeout
         self._connect_deadline = None if timeout is None else time.monotonic() + timeout
+        self._opened = False
         self._tunnel_host = url.host
         self._resolving_target = False
         # Built (if it must be) off this thread while the earlier phases run.
@@ -995,7 +998,9 @@ class PollDriver(BaseDriver):
         events = session.events_received()
         if events:
             self.events.extend(events)
-            if self._connect_deadline is not None and session.state is State.OPEN:
+            if not self._opened and session.state is State.OPEN:
+                # Once per attempt, with or without a connect timeout.
+                self._opened = True
                 self._connect_deadline = None
                 self._keepalive.start(time.monotonic())
             elif session.state is not State.OPEN:
