@@ -36,7 +36,7 @@ The Construct 3 WebSocket plugin, made Pythonic: conditions
 # relay/: the server, on the websockets server (relay/__init__.py lists its
 #     parts). * Its modules form no import cycle. Imports wsloop only for
 #     _version and one engine helper (_engine).
-# cli/ (the wsloop command) and testing.py (fakes, the driver battery) sit
+# cli/ (the wsloop command) and testing/ (servers, fakes, the driver battery) sit
 #     on top and may import anything.
 #
 # One message in: drivers/poll.py reads the socket -> Session.receive_data()

@@ -1,170 +1,26 @@
-"""Test helpers for apps built on wsloop: real servers on a free local port.
+"""The scripted server: a deliberately bad WebSocket server for tests.
 
-* :func:`serve_echo` and :func:`serve_relay`: context managers that run the
-  wsloop relay in a background thread on ``127.0.0.1`` and yield an object
-  with ``.url`` and ``.port``::
-
-      with serve_echo() as server:
-          ws.connect(server.url)
-
-* ``echo_server`` and ``relay_server``: the same as pytest fixtures. Import
-  them into your ``conftest.py`` (``from wsloop.testing import echo_server``)
-  or load the whole module as a plugin (``pytest -p wsloop.testing``, or
-  ``pytest_plugins = ["wsloop.testing"]`` in the root ``conftest.py``).
-
-* :func:`record` and :func:`poll_until`: collect a WebSocket's events in a
-  list, and poll sockets like a game loop until a condition holds.
-
-* :class:`ScriptedServer`: a deliberately bad server, to test your own
-  ``on_error`` and ``on_closed`` handling. It accepts the handshake (unless
-  told not to), then runs a script of steps for every connection::
-
-      with ScriptedServer.closing(4000, "game over") as server:
-          ws.connect(server.url)   # on_closed: code 4000, reason "game over"
-
-      with ScriptedServer(SendText("hi"), Drop()) as server:
-          ...                      # a message, then the TCP connection vanishes
-
-  Its frames are written by hand, since a correct library would refuse to
-  send most of them; it is for tests only and handles one simple client
-  conversation per connection.
+:class:`ScriptedServer` accepts the handshake (unless told not to), then runs
+a script of steps (:class:`SendText`, :class:`Drop`, :class:`Hang`...) on
+every connection. Its frames are written by hand, since a correct library
+would refuse to send most of them; it handles one simple client conversation
+per connection, each in a thread of its own.
 """
 
 from __future__ import annotations
 
 import base64
-import builtins
 import contextlib
 import hashlib
 import http
-import importlib.util
 import socket
 import struct
 import threading
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
-from .relay import RelayThread, serve
-
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
     from types import TracebackType
-
-    from ._client import WebSocket
-    from .events import Event
-
-__all__ = [
-    "ClientFrame",
-    "Close",
-    "Drop",
-    "HandshakeRequest",
-    "Hang",
-    "Receive",
-    "Refuse",
-    "ScriptedServer",
-    "SendBinary",
-    "SendInvalidUTF8",
-    "SendOversized",
-    "SendRaw",
-    "SendText",
-    "Silent",
-    "Step",
-    "poll_until",
-    "record",
-    "serve_echo",
-    "serve_relay",
-]
-
-# In-process servers.
-
-
-@contextlib.contextmanager
-def serve_relay(**options: Any) -> Iterator[RelayThread]:
-    """Run a relay on a free port of ``127.0.0.1`` for the ``with`` block.
-
-    Takes the options of :class:`wsloop.relay.Relay` (``protocols``,
-    ``max_size``...). Yields a :class:`~wsloop.relay.RelayThread`: use
-    ``.url`` plus a room path, ``.port``, ``.stats``. On exit every client
-    still connected is closed with 1001.
-    """
-    options.setdefault("close_timeout", 2.0)
-    relay = serve(**options)
-    try:
-        yield relay
-    finally:
-        relay.stop()
-
-
-@contextlib.contextmanager
-def serve_echo(**options: Any) -> Iterator[RelayThread]:
-    """Run an echo server (every message goes back to its sender) for the block.
-
-    Same options and result as :func:`serve_relay`.
-    """
-    with serve_relay(echo=True, **options) as server:
-        yield server
-
-
-if importlib.util.find_spec("pytest") is not None:
-    import pytest
-
-    @pytest.fixture
-    def echo_server() -> Iterator[RelayThread]:
-        """A fixture: an echo server on a free port; ``echo_server.url``."""
-        with serve_echo() as server:
-            yield server
-
-    @pytest.fixture
-    def relay_server() -> Iterator[RelayThread]:
-        """A fixture: a relay on a free port; connect to ``relay_server.url + "/room/x"``."""
-        with serve_relay() as server:
-            yield server
-
-
-# Helpers for tests that drive WebSocket objects.
-
-
-def record(ws: WebSocket) -> list[Event]:
-    """Record every event of ``ws`` into the list returned, in the order fired.
-
-    Handlers already set keep working: each is called after the event is
-    recorded. Set handlers *before* calling this.
-    """
-    events: list[Event] = []
-    for name in ("on_opened", "on_text_message", "on_binary_message", "on_error", "on_closed"):
-        setattr(ws, name, _recorder(events, getattr(ws, name)))
-    return events
-
-
-def _recorder(events: list[Event], then: Callable[[Any], object] | None) -> Callable[[Any], None]:
-    def handler(event: Any) -> None:
-        events.append(event)
-        if then is not None:
-            then(event)
-
-    return handler
-
-
-def poll_until(
-    condition: Callable[[], object], *sockets: WebSocket, timeout: float = 10.0
-) -> None:
-    """Poll every socket given, like a game loop, until ``condition()`` is true.
-
-    Raises:
-        TimeoutError: ``condition()`` still false after ``timeout`` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise builtins.TimeoutError(f"condition not met within {timeout:g} s")
-        for ws in sockets:
-            ws.poll()
-        if sockets:
-            sockets[-1].poll(0.005)
-        else:
-            time.sleep(0.005)
-
 
 # The scripted server: the steps of a script.
 
