@@ -22,7 +22,8 @@ The Construct 3 WebSocket plugin, made Pythonic: conditions
 #                   (websockets' ClientProtocol); maps its events and errors.
 #     _sansio/      lifecycle.py (what both façades decide: sends, outbox,
 #                   close, retries), reconnect.py (the policy), proxy.py (the
-#                   HTTP CONNECT and SOCKS handshakes), keepalive.py.
+#                   HTTP CONNECT and SOCKS handshakes), keepalive.py,
+#                   sendlimit.py (max_buffered_amount, one warning).
 #     * They import the leaves and each other: never socket, ssl, asyncio,
 #       threading, select, selectors, time (no clock: the driver passes the
 #       time in) nor wsloop.drivers.

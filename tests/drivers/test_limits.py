@@ -141,3 +141,26 @@ def test_send_buffer_is_bounded_when_the_network_is_slower(
         for c in conns:
             c.close()
         listener.close()
+
+
+def test_send_limit_refuses_at_the_limit_and_warns_once_per_episode(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The Sans-I/O helper every driver asks (poll, thread, asyncio, browser).
+    from wsloop._sansio.sendlimit import SendLimit
+
+    limit = SendLimit(100)
+    with caplog.at_level(logging.WARNING, logger="wsloop.client"):
+        assert [limit.full(n) for n in (0, 99, 100, 5000, 100)] == [
+            False,
+            False,
+            True,
+            True,
+            True,
+        ]
+        assert len(caplog.records) == 1
+        assert "max_buffered_amount=100" in caplog.records[0].getMessage()
+        assert limit.full(10) is False  # drained: the next episode warns again
+        assert limit.full(200) is True
+        assert len(caplog.records) == 2
+    assert SendLimit(None).full(10**12) is False

@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._sansio.keepalive import Keepalive
 from .._sansio.proxy import select_proxy, start_handshake
+from .._sansio.sendlimit import SendLimit
 from ..exceptions import ProxyError, TimeoutError, WebSocketError
 from ..sansio import Session, State
 from ._common import (
@@ -181,7 +182,7 @@ class AsyncioDriver(AsyncBaseDriver):
         self._reading_paused = False
         self._tls_context: Future[ssl.SSLContext] | None = None
         """The context for the current ``wss://`` connection, perhaps still being built."""
-        self._warned_full = False
+        self._send_limit = SendLimit(config.max_buffered_amount)
         self._held: list[memoryview] = []
         """Bytes received but not parsed yet because reading is paused (oldest first).
 
@@ -309,20 +310,7 @@ class AsyncioDriver(AsyncBaseDriver):
 
     def _send_buffer_full(self) -> bool:
         """True (with one warning) while ``max_buffered_amount`` is reached."""
-        limit = self.config.max_buffered_amount
-        size = self.buffered_amount
-        if limit is None or size < limit:
-            self._warned_full = False
-            return False
-        if not self._warned_full:
-            self._warned_full = True
-            logger.warning(
-                "send buffer full (%d bytes wait for the network, max_buffered_amount=%d): "
-                "messages are not sent until it drains",
-                size,
-                limit,
-            )
-        return True
+        return self._send_limit.full(self.buffered_amount)
 
     def send_ping(self, data: bytes = b"") -> bool:
         """Send a ping if open; return whether it was accepted."""

@@ -61,6 +61,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from .._sansio.sendlimit import SendLimit
 from ..events import BinaryMessage, Closed, Error, Event, Opened, TextMessage
 from ..exceptions import (
     ConnectError,
@@ -404,7 +405,7 @@ class BrowserDriver(BaseDriver, AsyncBaseDriver):
         self._reading_paused = False
         self._held: list[Event] = []
         self._drain_timer: asyncio.TimerHandle | None = None
-        self._warned_full = False
+        self._send_limit = SendLimit(config.max_buffered_amount)
         self._warned_ping = False
 
     # What the façade reads.
@@ -481,7 +482,7 @@ class BrowserDriver(BaseDriver, AsyncBaseDriver):
             self._abort(old)
         self._flush_held()
         self._reading_paused = False
-        self._warned_full = False
+        self._send_limit = SendLimit(self.config.max_buffered_amount)
         conn = _Connection(url, subprotocols)
         self._conn = conn
         timeout = self.config.connect_timeout
@@ -813,22 +814,9 @@ class BrowserDriver(BaseDriver, AsyncBaseDriver):
     # Emulated limits and deadlines.
 
     def _send_buffer_full(self, conn: _Connection) -> bool:
-        limit = self.config.max_buffered_amount
-        if limit is None:
-            return False
-        amount = int(conn.sock.bufferedAmount)
-        if amount < limit:
-            self._warned_full = False
-            return False
-        if not self._warned_full:
-            self._warned_full = True
-            logger.warning(
-                "send buffer full (%d bytes wait for the network, max_buffered_amount=%d): "
-                "messages are not sent until it drains",
-                amount,
-                limit,
-            )
-        return True
+        limit = self._send_limit
+        # Reading bufferedAmount is a call into JavaScript: not without a limit.
+        return limit.limit is not None and limit.full(int(conn.sock.bufferedAmount))
 
     def _arm(self, conn: _Connection, seconds: float) -> None:
         """Make a deadline fire without ``poll()`` when an asyncio façade drives us."""

@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._sansio.keepalive import Keepalive
 from .._sansio.proxy import select_proxy, start_handshake
+from .._sansio.sendlimit import SendLimit
 from ..exceptions import ProxyError, TimeoutError, TLSError, WebSocketError
 from ..sansio import Session, State
 from ._common import (
@@ -159,7 +160,7 @@ class PollDriver(BaseDriver):
         self._wake_fd = -1
         """The descriptor of :attr:`wake_socket` (-1: none)."""
         self._keepalive = Keepalive(config.ping_interval, config.ping_timeout)
-        self._warned_full = False
+        self._send_limit = SendLimit(config.max_buffered_amount)
         self._tls_wants_write = False
         self._proxy: Proxy | None = None
         self._tunnel_host = ""
@@ -317,20 +318,7 @@ class PollDriver(BaseDriver):
         self._flush()
 
     def _send_buffer_full(self) -> bool:
-        limit = self.config.max_buffered_amount
-        size = self.buffered_amount
-        if limit is None or size < limit:
-            self._warned_full = False
-            return False
-        if not self._warned_full:
-            self._warned_full = True
-            logger.warning(
-                "send buffer full (%d bytes wait for the network, max_buffered_amount=%d): "
-                "messages are not sent until it drains",
-                size,
-                limit,
-            )
-        return True
+        return self._send_limit.full(self.buffered_amount)
 
     def _inbound_full(self) -> bool:
         """True when the application has not taken enough events to read more."""
