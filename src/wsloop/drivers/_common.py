@@ -14,11 +14,11 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConnectError, ConnectionClosedError, ProxyError, TimeoutError, TLSError
+from ..sansio import Session
 
 if TYPE_CHECKING:
     from .._sansio.proxy import Proxy
     from .._url import URL
-    from ..sansio import Session
     from .base import Config
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "describe_os_error",
     "end_on_transport_error",
     "is_ip_literal",
+    "new_session",
     "new_socket",
     "numeric_addresses",
     "proxy_connect_error",
@@ -80,6 +81,19 @@ SOCKET_OPTIONS: tuple[tuple[int, int, int], ...] = ((socket.IPPROTO_TCP, socket.
 
 ``TCP_NODELAY``: a message goes out at once, not after the previous one is
 acknowledged (Nagle's algorithm would hold back small game updates)."""
+
+
+def new_session(url: URL, subprotocols: tuple[str, ...], config: Config) -> Session:
+    """A client :class:`~wsloop.sansio.Session` for ``url`` with the options in ``config``."""
+    return Session(
+        url,
+        subprotocols=subprotocols,
+        compression=config.compression,
+        max_message_size=config.max_message_size,
+        origin=config.origin,
+        headers=config.headers,
+        user_agent=config.user_agent,
+    )
 
 
 def new_socket(family: int, type_: int, proto: int) -> socket.socket:

@@ -70,6 +70,7 @@ from ._common import (
     connect_timeout,
     end_on_transport_error,
     is_ip_literal,
+    new_session,
     new_socket,
     numeric_addresses,
     proxy_connect_error,
@@ -265,15 +266,7 @@ class AsyncioDriver(AsyncBaseDriver):
         if old is not None and old.state is not State.CLOSED:
             self._fail(old, None)
         config = self.config
-        session = Session(
-            url,
-            subprotocols=subprotocols,
-            compression=config.compression,
-            max_message_size=config.max_message_size,
-            origin=config.origin,
-            headers=config.headers,
-            user_agent=config.user_agent,
-        )
+        session = new_session(url, subprotocols, config)
         self._session = session
         self._url = url
         self._loop = loop

@@ -73,6 +73,7 @@ from ._common import (
     connect_timeout,
     end_on_transport_error,
     is_ip_literal,
+    new_session,
     new_socket,
     numeric_addresses,
     proxy_connect_error,
@@ -232,15 +233,7 @@ class PollDriver(BaseDriver):
             self._teardown()
             self._collect()
         config = self.config
-        self._session = Session(
-            url,
-            subprotocols=subprotocols,
-            compression=config.compression,
-            max_message_size=config.max_message_size,
-            origin=config.origin,
-            headers=config.headers,
-            user_agent=config.user_agent,
-        )
+        self._session = new_session(url, subprotocols, config)
         self._url = url
         self._out.clear()
         self._out_size = 0
