@@ -28,7 +28,10 @@ The Construct 3 WebSocket plugin, made Pythonic: conditions
 #       threading, select, selectors, time (no clock: the driver passes the
 #       time in) nor wsloop.drivers.
 # drivers/: base.py (the contract), poll.py, thread.py (on poll.py),
-#     asyncio.py, browser.py (the browser's WebSocket, no core), _common.py.
+#     asyncio.py, browser.py (the browser's WebSocket, no core); what poll
+#     and asyncio share: _attempt.py (the plan of a connection attempt: its
+#     phases, the host each reaches, each failure's error), _common.py
+#     (addresses, sockets, error texts), _tls.py (the TLS context cache).
 #     They own sockets, threads, loops and clocks; they import the core and
 #     the leaves, never a façade.
 # The façades: _client.py (WebSocket), _async_client.py (AsyncWebSocket),

@@ -7,8 +7,10 @@ implements the standard transport API (the default loop, uvloop).
 Theory of operation
 -------------------
 :meth:`AsyncioDriver.connect` starts one task per connection attempt for the
-steps before the WebSocket handshake. ``_phase`` names the step in progress,
-so that a connect timeout says where it struck:
+steps before the WebSocket handshake; an :class:`~wsloop.drivers._attempt.Attempt`
+(shared with the poll driver) decides which steps run, which host each one
+reaches and what each failure is called. ``_phase`` names the step in
+progress, so that a connect timeout says where it struck:
 
 ``resolve``
     ``loop.getaddrinfo()``, skipped for IP literals.
@@ -61,10 +63,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .._sansio.keepalive import Keepalive
-from .._sansio.proxy import select_proxy, start_handshake
 from .._sansio.sendlimit import SendLimit
 from ..exceptions import ProxyError, TimeoutError, WebSocketError
 from ..sansio import Session, State
+from ._attempt import Attempt, Phase
 from ._common import (
     connect_error,
     connect_timeout,
@@ -73,10 +75,6 @@ from ._common import (
     new_session,
     new_socket,
     numeric_addresses,
-    proxy_connect_error,
-    proxy_lost,
-    proxy_resolve_error,
-    resolve_error,
     tls_error,
     warn_insecure,
 )
@@ -88,7 +86,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from concurrent.futures import Future
 
-    from .._sansio.proxy import Proxy
     from .._url import URL
     from ..events import Event
     from .base import Config
@@ -170,7 +167,7 @@ class AsyncioDriver(AsyncBaseDriver):
         self._wake = wake
         self._session: Session | None = None
         self._url: URL | None = None
-        self._phase = "idle"
+        self._phase = Phase.IDLE
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._protocol: _Protocol | None = None
@@ -210,8 +207,8 @@ class AsyncioDriver(AsyncBaseDriver):
         return None if session is None else session.subprotocol
 
     @property
-    def phase(self) -> str:
-        """``"resolve"``, ``"tcp"``, ``"proxy"``, ``"tls"``, ``"ws"``, or ``"idle"`` (no I/O)."""
+    def phase(self) -> Phase:
+        """The step the connection is at: a :class:`Phase`, equal to its name (``"ws"``...)."""
         return self._phase
 
     @property
@@ -219,7 +216,7 @@ class AsyncioDriver(AsyncBaseDriver):
         """Bytes accepted by ``send_*`` that the transport has not written yet."""
         transport = self._transport
         session = self._session
-        if transport is None or session is None or self._phase != "ws":
+        if transport is None or session is None or self._phase != Phase.WS:
             return 0
         return transport.get_write_buffer_size() + session.unsent
 
@@ -227,7 +224,7 @@ class AsyncioDriver(AsyncBaseDriver):
     def writing_paused(self) -> bool:
         """True while more than :data:`WRITE_LIMIT` bytes wait to be written."""
         protocol = self._protocol
-        return protocol is not None and self._phase == "ws" and protocol.writing_paused
+        return protocol is not None and self._phase == Phase.WS and protocol.writing_paused
 
     @property
     def latency(self) -> float | None:
@@ -270,7 +267,7 @@ class AsyncioDriver(AsyncBaseDriver):
         self._session = session
         self._url = url
         self._loop = loop
-        self._phase = "resolve"
+        self._phase = Phase.RESOLVE
         self._opened = False
         self._reading_paused = False
         self._held.clear()
@@ -332,7 +329,7 @@ class AsyncioDriver(AsyncBaseDriver):
         """
         self._reading_paused = True
         transport = self._transport
-        if transport is not None and self._phase == "ws" and transport.is_reading():
+        if transport is not None and self._phase == Phase.WS and transport.is_reading():
             transport.pause_reading()
 
     def resume_reading(self) -> None:
@@ -341,7 +338,7 @@ class AsyncioDriver(AsyncBaseDriver):
             return
         self._reading_paused = False
         loop = self._loop
-        if self._phase != "ws" or loop is None:
+        if self._phase != Phase.WS or loop is None:
             return
         if self._held or self._held_end:
             if not self._feeding_scheduled:
@@ -368,34 +365,29 @@ class AsyncioDriver(AsyncBaseDriver):
 
     async def _open(self, session: Session, url: URL) -> None:
         loop = asyncio.get_running_loop()
+        config = self.config
         try:
-            proxy = select_proxy(url, self.config.proxy)
-        except (ValueError, ProxyError) as exc:
-            if not isinstance(exc, ProxyError):  # the façade checks the option first
-                exc = ProxyError(str(exc), proxy="")
+            attempt = Attempt(url, config.proxy, config.user_agent)
+        except ProxyError as exc:
             self._fail(session, exc)
             return
-        tunnel_host = url.host
-        if proxy is not None and not proxy.remote_dns and not is_ip_literal(url.host):
-            # socks5:// sends an address: look the server's name up first.
-            infos = await self._lookup(loop, session, url.host, url.port, url, None)
-            if infos is None:
-                return
-            # The first address, in the order the system prefers; drop an IPv6 scope.
-            tunnel_host = str(infos[0][4][0]).partition("%")[0]
-        host, port = (url.host, url.port) if proxy is None else (proxy.host, proxy.port)
-        infos = await self._lookup(loop, session, host, port, url, proxy)
+        infos = await self._lookup(loop, session, attempt, *attempt.first_lookup())
         if infos is None:
             return
-        self._phase = "tcp"
-        sock = await self._connect_socket(loop, session, url, proxy, infos)
+        if not attempt.resolved(infos):  # the server's name, for the proxy: now the proxy's
+            infos = await self._lookup(loop, session, attempt, *attempt.dial_target())
+            if infos is None:
+                return
+        self._phase = Phase.TCP
+        sock = await self._connect_socket(loop, session, attempt, infos)
         if sock is None:
             return
         early = b""
-        if proxy is not None:
-            self._phase = "proxy"
+        if attempt.after_tcp() is Phase.PROXY:
+            self._phase = Phase.PROXY
             try:
-                early = await self._tunnel(loop, sock, proxy, tunnel_host, url)
+                early = await self._tunnel(loop, sock, attempt)
+                attempt.after_transport(early)  # no bytes may come before TLS
             except ProxyError as exc:
                 sock.close()
                 self._fail(session, exc)
@@ -414,11 +406,11 @@ class AsyncioDriver(AsyncBaseDriver):
             raise
         self._protocol = protocol
         self._transport = transport
-        if url.secure:
-            self._phase = "tls"
+        if attempt.after_transport() is Phase.TLS:
+            self._phase = Phase.TLS
             if not await self._start_tls(loop, session, url, transport, protocol):
                 return
-        self._phase = "ws"
+        self._phase = Phase.WS
         transport = self._transport
         assert transport is not None
         transport.set_write_buffer_limits(high=WRITE_LIMIT, low=WRITE_LIMIT)
@@ -433,12 +425,11 @@ class AsyncioDriver(AsyncBaseDriver):
         self,
         loop: asyncio.AbstractEventLoop,
         session: Session,
+        attempt: Attempt,
         host: str,
         port: int,
-        url: URL,
-        proxy: Proxy | None,
     ) -> list[tuple[Any, ...]] | None:
-        """The addresses of ``host`` (the proxy's when ``proxy`` is given).
+        """The addresses of ``host`` (an IP literal is not looked up).
 
         On failure, fail the session with the text that names what was
         looked up, and return ``None``.
@@ -454,18 +445,14 @@ class AsyncioDriver(AsyncBaseDriver):
             error = exc
         if infos:
             return infos
-        if proxy is None:
-            self._fail(session, resolve_error(url.host, error))
-        else:
-            self._fail(session, proxy_resolve_error(proxy, error))
+        self._fail(session, attempt.lookup_failed(error))
         return None
 
     async def _connect_socket(
         self,
         loop: asyncio.AbstractEventLoop,
         session: Session,
-        url: URL,
-        proxy: Proxy | None,
+        attempt: Attempt,
         infos: list[tuple[Any, ...]],
     ) -> socket.socket | None:
         """Connect to the first address that answers; fail the session if none does."""
@@ -486,31 +473,18 @@ class AsyncioDriver(AsyncBaseDriver):
                 sock.close()
                 raise
             return sock
-        if proxy is not None:
-            self._fail(session, proxy_connect_error(proxy, last))
-        else:
-            self._fail(session, connect_error(url, last))
+        self._fail(session, attempt.connect_failed(last))
         return None
 
     async def _tunnel(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        sock: socket.socket,
-        proxy: Proxy,
-        host: str,
-        url: URL,
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, attempt: Attempt
     ) -> bytes:
-        """Open the tunnel to ``url`` through ``proxy``; return what came after the answer.
-
-        ``host`` is the destination as the proxy must see it: the host name,
-        or the address it resolved to for ``socks5://``.
+        """Open the tunnel through the attempt's proxy; return what came after the answer.
 
         Raises:
             ProxyError: the proxy refused, broke the protocol or the connection.
         """
-        handshake = start_handshake(
-            proxy, host, url.port, name=url.host, user_agent=self.config.user_agent
-        )
+        handshake = attempt.proxy_handshake()
         while True:
             out = handshake.data_to_send()
             try:
@@ -520,21 +494,12 @@ class AsyncioDriver(AsyncBaseDriver):
                     break
                 data = await loop.sock_recv(sock, _PROXY_READ)
             except OSError as exc:
-                raise proxy_lost(proxy, handshake.target, exc) from exc
+                raise attempt.proxy_lost(handshake, exc) from exc
             if data:
                 handshake.receive_data(data)
             else:
                 handshake.receive_eof()
-        early = handshake.tunnel_data()
-        if early and url.secure:
-            # The client speaks first in TLS: nothing may come before it.
-            raise ProxyError(
-                f"proxy {proxy.authority} sent {len(early)} unexpected bytes "
-                f"after opening the tunnel to {url.authority}, before TLS started",
-                proxy=proxy.authority,
-                target=url.authority,
-            )
-        return early
+        return handshake.tunnel_data()
 
     async def _start_tls(
         self,
@@ -575,7 +540,7 @@ class AsyncioDriver(AsyncBaseDriver):
     # Transport callbacks (through _Protocol).
 
     def _data_received(self, session: Session, data: bytes) -> None:
-        if session is not self._session or self._phase != "ws":
+        if session is not self._session or self._phase != Phase.WS:
             return
         if type(data) is not bytes:  # a loop that reuses its read buffer: views need a copy
             data = bytes(data)
@@ -609,12 +574,12 @@ class AsyncioDriver(AsyncBaseDriver):
     def _feed_held(self, session: Session | None) -> None:
         """Feed what was held while reading was paused, then read again."""
         self._feeding_scheduled = False
-        if session is not self._session or session is None or self._phase != "ws":
+        if session is not self._session or session is None or self._phase != Phase.WS:
             return
         held = self._held
         while held and not self._reading_paused:
             rest = self._feed(session, held.pop(0))
-            if session is not self._session or self._phase != "ws":
+            if session is not self._session or self._phase != Phase.WS:
                 return
             if rest is not None:
                 held.insert(0, rest)
@@ -628,7 +593,7 @@ class AsyncioDriver(AsyncBaseDriver):
             self._resume_transport()
 
     def _eof_received(self, session: Session) -> None:
-        if session is not self._session or self._phase != "ws":
+        if session is not self._session or self._phase != Phase.WS:
             return
         if self._held:
             self._held_end = True  # after the held bytes
@@ -639,7 +604,7 @@ class AsyncioDriver(AsyncBaseDriver):
     def _connection_lost(self, session: Session, exc: Exception | None) -> None:
         if session is not self._session:
             return
-        if self._phase == "ws" and session.state is not State.CLOSED:
+        if self._phase == Phase.WS and session.state is not State.CLOSED:
             if exc is None and self._held:
                 self._held_end = True  # after the held bytes
             elif exc is None:
@@ -708,7 +673,7 @@ class AsyncioDriver(AsyncBaseDriver):
     def _flush(self, session: Session) -> None:
         """Write what the session wants sent, arm the close timer, deliver events."""
         transport = self._transport
-        if self._phase == "ws" and transport is not None:
+        if self._phase == Phase.WS and transport is not None:
             for chunk in session.data_to_send():
                 if transport.is_closing():
                     continue
@@ -748,7 +713,7 @@ class AsyncioDriver(AsyncBaseDriver):
         """One bounded step of a large message: slices for up to ``_SEND_STEP`` seconds."""
         self._sending_scheduled = False
         protocol = self._protocol
-        if session is not self._session or protocol is None or self._phase != "ws":
+        if session is not self._session or protocol is None or self._phase != Phase.WS:
             return
         started = time.perf_counter()
         while (
@@ -766,7 +731,7 @@ class AsyncioDriver(AsyncBaseDriver):
         self._collect(session)
 
     def _teardown(self, *, abort: bool) -> None:
-        self._phase = "idle"
+        self._phase = Phase.IDLE
         self._held.clear()
         self._held_end = False
         self._keepalive.stop()

@@ -6,8 +6,11 @@ stalls on the network.
 
 Theory of operation
 -------------------
-A connection moves through phases, each advanced by non-blocking calls made
-from ``poll()``:
+A connection moves through phases (:class:`~wsloop.drivers._attempt.Phase`),
+each advanced by non-blocking calls made from ``poll()``; an
+:class:`~wsloop.drivers._attempt.Attempt` (shared with the asyncio driver)
+decides which phases run, which host each reaches and what each failure is
+called:
 
 ``resolve``
     A name lookup. The operating system offers only a blocking call, so a
@@ -64,22 +67,17 @@ from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._sansio.keepalive import Keepalive
-from .._sansio.proxy import select_proxy, start_handshake
 from .._sansio.sendlimit import SendLimit
 from ..exceptions import ProxyError, TimeoutError, TLSError, WebSocketError
 from ..sansio import Session, State
+from ._attempt import Attempt, Phase
 from ._common import (
-    connect_error,
     connect_timeout,
     end_on_transport_error,
     is_ip_literal,
     new_session,
     new_socket,
     numeric_addresses,
-    proxy_connect_error,
-    proxy_lost,
-    proxy_resolve_error,
-    resolve_error,
     tls_error,
     warn_insecure,
 )
@@ -90,7 +88,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from concurrent.futures import Future
 
-    from .._sansio.proxy import Proxy, ProxyHandshake
+    from .._sansio.proxy import ProxyHandshake
     from .._url import URL
 
 __all__ = ["PollDriver"]
@@ -143,7 +141,7 @@ class PollDriver(BaseDriver):
         super().__init__(config)
         self._session: Session | None = None
         self._sock: socket.socket | None = None
-        self._phase = "idle"
+        self._phase = Phase.IDLE
         self._url: URL | None = None
         self._resolver: _Resolver | None = None
         self._addrs: list[tuple[Any, ...]] = []
@@ -163,11 +161,8 @@ class PollDriver(BaseDriver):
         self._keepalive = Keepalive(config.ping_interval, config.ping_timeout)
         self._send_limit = SendLimit(config.max_buffered_amount)
         self._tls_wants_write = False
-        self._proxy: Proxy | None = None
-        self._tunnel_host = ""
-        """The destination host as the proxy is told it (an address for socks5://)."""
-        self._resolving_target = False
-        """The resolver looks up the server's name for a socks5:// proxy."""
+        self._attempt: Attempt | None = None
+        """What the current attempt does next, and what its failures are called."""
         self._handshake: ProxyHandshake | None = None
         self._proxy_out = bytearray()
         self._tls_context: Future[ssl.SSLContext] | None = None
@@ -195,10 +190,12 @@ class PollDriver(BaseDriver):
         return -1 if sock is None else sock.fileno()
 
     @property
-    def phase(self) -> str:
-        """``"resolve"``, ``"tcp"``, ``"proxy"``, ``"tls"``, ``"ws"``, or ``"idle"`` (no I/O).
+    def phase(self) -> Phase:
+        """The step the connection is at: a :class:`Phase`, equal to its name.
 
-        :meth:`step` has something to do unless this is ``"idle"``.
+        ``"resolve"``, ``"tcp"``, ``"proxy"``, ``"tls"``, ``"ws"``, or
+        ``"idle"`` (no I/O): :meth:`step` has something to do unless this is
+        ``"idle"``.
         """
         return self._phase
 
@@ -244,40 +241,29 @@ class PollDriver(BaseDriver):
         timeout = config.connect_timeout
         self._connect_deadline = None if timeout is None else time.monotonic() + timeout
         self._opened = False
-        self._tunnel_host = url.host
-        self._resolving_target = False
         # Built (if it must be) off this thread while the earlier phases run.
         self._tls_context = self.tls_contexts.get(config) if url.secure else None
         try:
-            proxy = select_proxy(url, config.proxy)
-        except (ValueError, ProxyError) as exc:
-            self._proxy = None
-            if not isinstance(exc, ProxyError):  # the façade checks the option first
-                exc = ProxyError(str(exc), proxy="")
+            attempt = Attempt(url, config.proxy, config.user_agent)
+        except ProxyError as exc:
+            self._attempt = None
             self._fail(exc)
             return
-        self._proxy = proxy
-        if proxy is not None and not proxy.remote_dns and not is_ip_literal(url.host):
-            # socks5:// sends an address: look the server's name up first.
-            self._resolving_target = True
-            self._phase = "resolve"
-            self._resolver = _Resolver(url.host, url.port)
-        else:
-            self._dial()
+        self._attempt = attempt
+        self._look_up(*attempt.first_lookup())
 
-    def _dial(self) -> None:
-        """Start reaching the proxy, if there is one, else the server."""
-        url = self._url
-        assert url is not None
-        proxy = self._proxy
-        host, port = (url.host, url.port) if proxy is None else (proxy.host, proxy.port)
+    def _look_up(self, host: str, port: int) -> None:
+        """Resolve ``host`` on a helper thread; an IP literal is dialled at once."""
         if is_ip_literal(host):
-            self._addrs = numeric_addresses(host, port)
-            self._phase = "tcp"
-            self._next_address()
+            self._dial(numeric_addresses(host, port))
         else:
-            self._phase = "resolve"
+            self._phase = Phase.RESOLVE
             self._resolver = _Resolver(host, port)
+
+    def _dial(self, addrs: list[tuple[Any, ...]]) -> None:
+        self._addrs = addrs
+        self._phase = Phase.TCP
+        self._next_address()
 
     def send_text(self, text: str) -> bool:
         session = self._session
@@ -299,7 +285,7 @@ class PollDriver(BaseDriver):
         A message queued in slices (``session.sending``) is left to the next
         :meth:`poll` calls, so that a send returns at once whatever its size.
         """
-        if self._phase != "ws":
+        if self._phase != Phase.WS:
             self._flush_session()
             return
         if session.sending:
@@ -343,10 +329,10 @@ class PollDriver(BaseDriver):
     # The I/O loop.
 
     def poll(self, timeout: float | None) -> None:
-        if timeout == 0 and self._phase == "ws" and self._nothing_to_do():
+        if timeout == 0 and self._phase == Phase.WS and self._nothing_to_do():
             return  # what a game pays per frame for an idle connection
         session = self._session
-        if session is None or self._phase == "idle":
+        if session is None or self._phase == Phase.IDLE:
             if timeout:
                 time.sleep(timeout)
             return
@@ -364,7 +350,7 @@ class PollDriver(BaseDriver):
                     else max(0.0, min(wait, deadline - now))
                 )
             self.step(wait=wait)
-            if self.events or self._phase == "idle":
+            if self.events or self.phase == Phase.IDLE:  # the step may have ended it
                 return
             if end is not None and time.monotonic() >= end:
                 return
@@ -394,7 +380,7 @@ class PollDriver(BaseDriver):
         sock = self._sock
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return 0.0
-        if self._phase == "resolve" or self._building_context():
+        if self._phase == Phase.RESOLVE or self._building_context():
             return _RESOLVE_SLICE
         deadline = self.next_deadline()
         return None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -403,16 +389,16 @@ class PollDriver(BaseDriver):
     def wants_write(self) -> bool:
         """True while the socket should be watched for writability too."""
         return self._sock is not None and (
-            self._phase == "tcp"
+            self._phase == Phase.TCP
             or bool(self._out)
             or bool(self._proxy_out)
             or self._tls_wants_write
-            or (self._phase == "ws" and self._session is not None and self._session.sending)
+            or (self._phase == Phase.WS and self._session is not None and self._session.sending)
         )
 
     def _building_context(self) -> bool:
         """True while the ``tls`` phase waits for its context to be built."""
-        return self._phase == "tls" and self._tls_context is not None
+        return self._phase == Phase.TLS and self._tls_context is not None
 
     def next_deadline(self) -> float | None:
         """The :func:`time.monotonic` time when a timer falls due, or ``None``.
@@ -442,7 +428,7 @@ class PollDriver(BaseDriver):
         ``"idle"`` phase but check the timers.
         """
         phase = self._phase
-        if phase == "resolve":
+        if phase == Phase.RESOLVE:
             resolver = self._resolver
             assert resolver is not None
             if wait is None or wait > 0:
@@ -450,7 +436,7 @@ class PollDriver(BaseDriver):
                 self._block(resolver.done.wait, slice_)
             if resolver.done.is_set() and self._resolver is resolver:
                 self._resolved(resolver)
-        elif phase == "tls" and self._building_context():
+        elif phase == Phase.TLS and self._building_context():
             future = self._tls_context
             assert future is not None
             if wait is None or wait > 0:
@@ -459,24 +445,24 @@ class PollDriver(BaseDriver):
             # The thread driver's lock was released: a connect() may have come.
             if future.done() and self._tls_context is future:
                 self._start_tls(future)
-        elif phase in ("tcp", "proxy", "tls", "ws"):
-            full = phase == "ws" and self._inbound_full()
-            if self._more_to_read and phase == "ws" and not full:
+        elif phase in (Phase.TCP, Phase.PROXY, Phase.TLS, Phase.WS):
+            full = phase == Phase.WS and self._inbound_full()
+            if self._more_to_read and phase == Phase.WS and not full:
                 wait = 0.0
             readable, writable = self._wait(wait, read=not full)
-            if phase == "tcp":
+            if phase == Phase.TCP:
                 if writable or readable:
                     self._tcp_ready()
-            elif phase == "proxy":
+            elif phase == Phase.PROXY:
                 self._proxy_step(readable, writable)
-            elif phase == "tls":
+            elif phase == Phase.TLS:
                 if writable or readable or wait == 0.0:
                     self._tls_step()
             else:
                 session = self._session
                 if writable and (self._out or (session is not None and session.sending)):
                     self._flush()  # may end the connection (a reset)
-                if self._phase == "ws" and (readable or self._more_to_read) and not full:
+                if self._phase == Phase.WS and (readable or self._more_to_read) and not full:
                     self._read()
         self._check_timers()
 
@@ -544,28 +530,16 @@ class PollDriver(BaseDriver):
 
     def _resolved(self, resolver: _Resolver) -> None:
         self._resolver = None
-        url = self._url
-        assert url is not None
-        proxy = self._proxy
+        attempt = self._attempt
+        assert attempt is not None
         if resolver.error is not None or not resolver.result:
-            if proxy is None or self._resolving_target:
-                self._fail(resolve_error(url.host, resolver.error))
-            else:
-                self._fail(proxy_resolve_error(proxy, resolver.error))
-            return
-        if self._resolving_target:
-            self._resolving_target = False
-            # The first address, in the order the system prefers; drop an IPv6 scope.
-            self._tunnel_host = str(resolver.result[0][4][0]).partition("%")[0]
-            self._dial()
-            return
-        self._addrs = resolver.result
-        self._phase = "tcp"
-        self._next_address()
+            self._fail(attempt.lookup_failed(resolver.error))
+        elif attempt.resolved(resolver.result):
+            self._dial(resolver.result)
+        else:  # that was the server's name, for the proxy: now the proxy's
+            self._look_up(*attempt.dial_target())
 
     def _next_address(self) -> None:
-        url = self._url
-        assert url is not None
         while self._addrs:
             family, type_, proto, _, addr = self._addrs.pop(0)
             try:
@@ -584,10 +558,9 @@ class PollDriver(BaseDriver):
                 return
             sock.close()
             self._last_os_error = OSError(err, _strerror(err))
-        if self._proxy is not None:
-            self._fail(proxy_connect_error(self._proxy, self._last_os_error))
-        else:
-            self._fail(connect_error(url, self._last_os_error))
+        attempt = self._attempt
+        assert attempt is not None
+        self._fail(attempt.connect_failed(self._last_os_error))
 
     def _set_socket(self, sock: socket.socket | None) -> None:
         old = self._sock
@@ -607,29 +580,21 @@ class PollDriver(BaseDriver):
             sock.close()
             self._next_address()
             return
-        if self._proxy is not None:
-            self._start_proxy()
+        attempt = self._attempt
+        assert attempt is not None
+        if attempt.after_tcp() is Phase.PROXY:
+            self._start_proxy(attempt)
         else:
             self._start_tls_or_ws()
 
-    def _start_proxy(self) -> None:
-        proxy = self._proxy
-        url = self._url
-        assert proxy is not None
-        assert url is not None
+    def _start_proxy(self, attempt: Attempt) -> None:
         try:
-            handshake = start_handshake(
-                proxy,
-                self._tunnel_host,
-                url.port,
-                name=url.host,
-                user_agent=self.config.user_agent,
-            )
+            handshake = attempt.proxy_handshake()
         except ProxyError as exc:
             self._fail(exc)
             return
         self._handshake = handshake
-        self._phase = "proxy"
+        self._phase = Phase.PROXY
         self._proxy_out += handshake.data_to_send()
         self._proxy_flush()
 
@@ -650,11 +615,11 @@ class PollDriver(BaseDriver):
         return True
 
     def _proxy_lost(self, exc: OSError) -> None:
-        proxy = self._proxy
+        attempt = self._attempt
         handshake = self._handshake
-        assert proxy is not None
+        assert attempt is not None
         assert handshake is not None
-        self._fail(proxy_lost(proxy, handshake.target, exc))
+        self._fail(attempt.proxy_lost(handshake, exc))
 
     def _proxy_step(self, readable: bool, writable: bool) -> None:
         sock = self._sock
@@ -692,25 +657,15 @@ class PollDriver(BaseDriver):
 
         ``early`` holds bytes that arrived with the proxy's answer, after it.
         """
-        sock = self._sock
-        url = self._url
-        assert sock is not None
-        assert url is not None
-        if url.secure:
-            if early:
-                # The client speaks first in TLS: nothing may come before it.
-                proxy = self._proxy
-                assert proxy is not None
-                self._fail(
-                    ProxyError(
-                        f"proxy {proxy.authority} sent {len(early)} unexpected bytes "
-                        f"after opening the tunnel to {url.authority}, before TLS started",
-                        proxy=proxy.authority,
-                        target=url.authority,
-                    )
-                )
-                return
-            self._phase = "tls"
+        attempt = self._attempt
+        assert attempt is not None
+        try:
+            phase = attempt.after_transport(early)
+        except ProxyError as exc:  # bytes before TLS, which the client starts
+            self._fail(exc)
+            return
+        if phase is Phase.TLS:
+            self._phase = Phase.TLS
             future = self._tls_context
             assert future is not None
             if future.done():
@@ -761,7 +716,7 @@ class PollDriver(BaseDriver):
         self._start_ws()
 
     def _start_ws(self) -> None:
-        self._phase = "ws"
+        self._phase = Phase.WS
         self._flush_session()
 
     # Reading and writing.
@@ -821,7 +776,7 @@ class PollDriver(BaseDriver):
         session = self._session
         assert session is not None
         self._take(session)
-        if self._phase == "ws":
+        if self._phase == Phase.WS:
             if self._out:
                 self._flush()
             self._arm_close_timer(session)
@@ -950,7 +905,7 @@ class PollDriver(BaseDriver):
 
     def _teardown(self) -> None:
         self._keepalive.stop()
-        self._phase = "idle"
+        self._phase = Phase.IDLE
         self._resolver = None
         self._connect_deadline = None
         self._close_deadline = None
@@ -963,7 +918,6 @@ class PollDriver(BaseDriver):
         self._more_to_read = False
         self._handshake = None
         self._proxy_out.clear()
-        self._resolving_target = False
         self._tls_context = None
 
     def _collect(self) -> None:
