@@ -717,6 +717,7 @@ class PollDriver(BaseDriver):
 
     def _start_ws(self) -> None:
         self._phase = Phase.WS
+        self._attempt = None  # its decisions are made: not kept per open connection
         self._flush_session()
 
     # Reading and writing.
@@ -918,6 +919,7 @@ class PollDriver(BaseDriver):
         self._more_to_read = False
         self._handshake = None
         self._proxy_out.clear()
+        self._attempt = None
         self._tls_context = None
 
     def _collect(self) -> None:
