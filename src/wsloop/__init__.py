@@ -30,7 +30,8 @@ The Construct 3 WebSocket plugin, made Pythonic: conditions
 # drivers/: base.py (the contract), poll.py, thread.py (on poll.py),
 #     asyncio.py, browser.py (the browser's WebSocket, no core); what poll
 #     and asyncio share: _attempt.py (the plan of a connection attempt: its
-#     phases, the host each reaches, each failure's error), _common.py
+#     phases, the host each reaches, each failure's error), _timers.py (the
+#     connect, close and keepalive deadlines and what each expiry does), _common.py
 #     (addresses, sockets, error texts), _tls.py (the TLS context cache).
 #     They own sockets, threads, loops and clocks; they import the core and
 #     the leaves, never a façade.

@@ -38,10 +38,10 @@ Then the socket becomes a transport bound to a :class:`_Protocol`.
     and every call ends by writing what the session wants sent and handing its
     events to the ``deliver`` callback.
 
-One loop timer covers all these phases (the connect timeout); another starts
-when the session expects the server to close TCP (the close timeout); a third
-follows :class:`~wsloop._sansio.keepalive.Keepalive` while the connection is
-open. They end the session with the same texts as every other driver.
+The connect timeout (all these phases), the close timeout (from when the
+session expects the server to close TCP) and the keepalive (while open) are
+decided by :class:`~wsloop.drivers._timers.Timers`, as in the poll driver;
+this driver keeps one loop timer pointed at its earliest deadline.
 
 Flow control. Writes never wait: the transport buffers what the socket does
 not take, :attr:`AsyncioDriver.buffered_amount` says how much, and
@@ -62,14 +62,12 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from .._sansio.keepalive import Keepalive
 from .._sansio.sendlimit import SendLimit
-from ..exceptions import ProxyError, TimeoutError, WebSocketError
+from ..exceptions import ProxyError, WebSocketError
 from ..sansio import Session, State
 from ._attempt import Attempt, Phase
 from ._common import (
     connect_error,
-    connect_timeout,
     end_on_transport_error,
     is_ip_literal,
     new_session,
@@ -78,6 +76,7 @@ from ._common import (
     tls_error,
     warn_insecure,
 )
+from ._timers import Due, Timers
 from ._tls import CONTEXTS, ContextCache
 from .base import AsyncBaseDriver
 
@@ -172,11 +171,10 @@ class AsyncioDriver(AsyncBaseDriver):
         self._task: asyncio.Task[None] | None = None
         self._protocol: _Protocol | None = None
         self._transport: asyncio.Transport | None = None
-        self._connect_timer: asyncio.TimerHandle | None = None
-        self._close_timer: asyncio.TimerHandle | None = None
-        self._keepalive = Keepalive(config.ping_interval, config.ping_timeout)
-        self._keepalive_timer: asyncio.TimerHandle | None = None
-        self._opened = False  # the current session has left CONNECTING
+        self._timers = Timers(config)
+        """The connect, close and keepalive deadlines."""
+        self._timer: asyncio.TimerHandle | None = None
+        """The one loop timer, at :attr:`Timers.deadline`."""
         self._reading_paused = False
         self._tls_context: Future[ssl.SSLContext] | None = None
         """The context for the current ``wss://`` connection, perhaps still being built."""
@@ -229,7 +227,7 @@ class AsyncioDriver(AsyncBaseDriver):
     @property
     def latency(self) -> float | None:
         """Round-trip time of the last keepalive ping, in seconds."""
-        return self._keepalive.latency
+        return self._timers.keepalive.latency
 
     @property
     def reading_paused(self) -> bool:
@@ -268,7 +266,6 @@ class AsyncioDriver(AsyncBaseDriver):
         self._url = url
         self._loop = loop
         self._phase = Phase.RESOLVE
-        self._opened = False
         self._reading_paused = False
         self._held.clear()
         self._held_end = False
@@ -276,9 +273,8 @@ class AsyncioDriver(AsyncBaseDriver):
         self._transport = None
         # Built (if it must be) on a helper thread while the earlier phases run.
         self._tls_context = self.tls_contexts.get(config) if url.secure else None
-        timeout = config.connect_timeout
-        if timeout is not None:
-            self._connect_timer = loop.call_later(timeout, self._connect_expired, session)
+        self._timers.begin(loop.time())
+        self._arm_timer(session)
         task = self._task = loop.create_task(self._open(session, url), name="wsloop-connect")
         task.add_done_callback(self._forget_task)  # a finished task kept is ~1 KiB per connection
 
@@ -624,49 +620,36 @@ class AsyncioDriver(AsyncBaseDriver):
 
     # Timers.
 
-    def _connect_expired(self, session: Session) -> None:
-        if session is self._session and session.state is State.CONNECTING:
-            self._connect_timer = None
-            self._fail(session, connect_timeout(self._phase, self.config.connect_timeout))
-
-    def _close_expired(self, session: Session) -> None:
-        if session is self._session and session.state is not State.CLOSED:
-            self._close_timer = None
-            if session.close_handshake_done:
-                # RFC 6455 7.1.1: both close frames are exchanged; the server
-                # should close TCP, and if it does not the client may. Clean.
-                session.receive_eof()
-                self._flush(session)
-                return
-            seconds = self.config.close_timeout or 0.0
-            self._fail(session, TimeoutError("closing handshake", seconds))
-
-    def _keepalive_due(self, session: Session) -> None:
-        self._keepalive_timer = None
+    def _due(self, session: Session, when: float) -> None:
+        self._timer = None
         loop = self._loop
-        if session is not self._session or session.state is not State.OPEN or loop is None:
+        if session is not self._session or loop is None:
             return
-        action = self._keepalive.tick(loop.time())
-        if action is not None and action[0] == "ping":
-            session.send_ping(action[1])
+        # The loop may run a timer up to its clock resolution early.
+        due = self._timers.tick(session, self._phase, max(loop.time(), when))
+        if due is Due.PING:
             self._flush(session)
-        elif action is not None:
-            self._fail(session, TimeoutError("keepalive", self.config.ping_timeout or 0.0))
+        elif due is Due.CLOSED:
+            self._flush(session)  # closes the transport
             return
-        self._arm_keepalive(session)
+        elif due is Due.FAILED:
+            self._teardown(abort=True)
+            self._collect(session)
+            return
+        self._arm_timer(session)
 
-    def _arm_keepalive(self, session: Session) -> None:
-        """Point the keepalive timer at the next thing it has to do."""
-        loop = self._loop
-        timer = self._keepalive_timer
-        deadline = self._keepalive.deadline()
+    def _arm_timer(self, session: Session) -> None:
+        """Point the loop timer at the next deadline, if it moved."""
+        deadline = self._timers.deadline
+        timer = self._timer
         if timer is not None:
-            if deadline is not None and timer.when() == deadline:
+            if timer.when() == deadline:
                 return
             timer.cancel()
-            self._keepalive_timer = None
-        if deadline is not None and loop is not None and session.state is State.OPEN:
-            self._keepalive_timer = loop.call_at(deadline, self._keepalive_due, session)
+            self._timer = None
+        loop = self._loop
+        if deadline is not None and loop is not None:
+            self._timer = loop.call_at(deadline, self._due, session, deadline)
 
     # Plumbing.
 
@@ -683,15 +666,9 @@ class AsyncioDriver(AsyncBaseDriver):
                     transport.write_eof()
             self._schedule_sending(session)
             loop = self._loop
-            timeout = self.config.close_timeout
-            if (
-                self._close_timer is None
-                and timeout is not None
-                and loop is not None
-                and session.state is not State.CLOSED
-                and session.close_expected()
-            ):
-                self._close_timer = loop.call_later(timeout, self._close_expired, session)
+            if loop is not None and session is self._session:
+                self._timers.advance(session, loop.time())
+                self._arm_timer(session)
         if session.state is State.CLOSED:
             self._teardown(abort=False)
         self._collect(session)
@@ -734,13 +711,11 @@ class AsyncioDriver(AsyncBaseDriver):
         self._phase = Phase.IDLE
         self._held.clear()
         self._held_end = False
-        self._keepalive.stop()
-        for timer in (self._connect_timer, self._close_timer, self._keepalive_timer):
-            if timer is not None:
-                timer.cancel()
-        self._connect_timer = None
-        self._close_timer = None
-        self._keepalive_timer = None
+        self._timers.stop()
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
+            self._timer = None
         task = self._task
         self._task = None
         if task is not None and not task.done() and task is not asyncio.current_task():
@@ -760,26 +735,15 @@ class AsyncioDriver(AsyncBaseDriver):
         pongs = session.pongs_received
         if pongs:
             if current and loop is not None:
-                for payload in pongs:
-                    self._keepalive.pong(payload, loop.time())
-                self._arm_keepalive(session)
+                self._timers.pongs(pongs, loop.time())
+                self._arm_timer(session)
             pongs.clear()
         events = session.events_received()
         if not events:
             return
-        if current and session.state is not State.CONNECTING and not self._opened:
-            self._opened = True
-            if self._connect_timer is not None:
-                self._connect_timer.cancel()
-                self._connect_timer = None
-            if session.state is State.OPEN and loop is not None:
-                self._keepalive.start(loop.time())
-                self._arm_keepalive(session)
-        elif current and session.state is not State.OPEN:
-            self._keepalive.stop()
-            if self._keepalive_timer is not None:
-                self._keepalive_timer.cancel()
-                self._keepalive_timer = None
+        if current and loop is not None and session.state is not State.CLOSED:
+            self._timers.advance(session, loop.time())
+            self._arm_timer(session)
         self._deliver(events)
 
     def _notify(self) -> None:

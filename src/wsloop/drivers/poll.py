@@ -39,7 +39,9 @@ called:
 The resolver and the context builder are the only threads this driver starts.
 
 The connect timeout covers every phase up to the open connection; the close
-timeout starts when the session expects the server to close TCP.
+timeout starts when the session expects the server to close TCP; the
+keepalive runs while open. :class:`~wsloop.drivers._timers.Timers` decides
+all three (as for the asyncio driver); each step ends by ticking it.
 
 Running it elsewhere
 --------------------
@@ -66,13 +68,11 @@ from collections import deque
 from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._sansio.keepalive import Keepalive
 from .._sansio.sendlimit import SendLimit
-from ..exceptions import ProxyError, TimeoutError, TLSError, WebSocketError
+from ..exceptions import ProxyError, TLSError, WebSocketError
 from ..sansio import Session, State
 from ._attempt import Attempt, Phase
 from ._common import (
-    connect_timeout,
     end_on_transport_error,
     is_ip_literal,
     new_session,
@@ -81,6 +81,7 @@ from ._common import (
     tls_error,
     warn_insecure,
 )
+from ._timers import Due, Timers
 from ._tls import CONTEXTS, ContextCache
 from .base import BaseDriver, Config
 
@@ -146,10 +147,6 @@ class PollDriver(BaseDriver):
         self._resolver: _Resolver | None = None
         self._addrs: list[tuple[Any, ...]] = []
         self._last_os_error: OSError | None = None
-        self._connect_deadline: float | None = None
-        self._opened = False
-        """The attempt has reached OPEN (the keepalive has been started)."""
-        self._close_deadline: float | None = None
         self._out: deque[memoryview] = deque()
         self._out_size = 0
         self._eof_pending = False
@@ -158,7 +155,8 @@ class PollDriver(BaseDriver):
         self._wake_sock: socket.socket | None = None
         self._wake_fd = -1
         """The descriptor of :attr:`wake_socket` (-1: none)."""
-        self._keepalive = Keepalive(config.ping_interval, config.ping_timeout)
+        self._timers = Timers(config)
+        """The connect, close and keepalive deadlines."""
         self._send_limit = SendLimit(config.max_buffered_amount)
         self._tls_wants_write = False
         self._attempt: Attempt | None = None
@@ -236,11 +234,8 @@ class PollDriver(BaseDriver):
         self._out_size = 0
         self._eof_pending = False
         self._more_to_read = False
-        self._close_deadline = None
         self._last_os_error = None
-        timeout = config.connect_timeout
-        self._connect_deadline = None if timeout is None else time.monotonic() + timeout
-        self._opened = False
+        self._timers.begin(time.monotonic())
         # Built (if it must be) off this thread while the earlier phases run.
         self._tls_context = self.tls_contexts.get(config) if url.secure else None
         try:
@@ -366,7 +361,7 @@ class PollDriver(BaseDriver):
         sock = self._sock
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return False
-        deadline = self.next_deadline()
+        deadline = self._timers.deadline
         return deadline is None or time.monotonic() < deadline
 
     def timeout(self) -> float | None:
@@ -407,14 +402,7 @@ class PollDriver(BaseDriver):
         keepalive's next ping or deadline; a wait should end by then, so that
         :meth:`step` can act on it.
         """
-        deadline = self._keepalive.deadline()
-        other = self._connect_deadline
-        if other is not None and (deadline is None or other < deadline):
-            deadline = other
-        other = self._close_deadline
-        if other is not None and (deadline is None or other < deadline):
-            deadline = other
-        return deadline
+        return self._timers.deadline
 
     def step(self, wait: float | None) -> None:
         """Advance the connection once, waiting up to ``wait`` seconds for readiness.
@@ -768,11 +756,6 @@ class PollDriver(BaseDriver):
             else:
                 self._eof_pending = True
 
-    def _arm_close_timer(self, session: Session) -> None:
-        if session.close_expected() and self._close_deadline is None:
-            timeout = self.config.close_timeout
-            self._close_deadline = None if timeout is None else time.monotonic() + timeout
-
     def _flush_session(self) -> None:
         session = self._session
         assert session is not None
@@ -780,7 +763,7 @@ class PollDriver(BaseDriver):
         if self._phase == Phase.WS:
             if self._out:
                 self._flush()
-            self._arm_close_timer(session)
+            self._timers.advance(session, time.monotonic())
             if session.state is State.CLOSED:
                 self._teardown()
         self._collect()
@@ -804,7 +787,8 @@ class PollDriver(BaseDriver):
                 assert session is not None
                 self._take(session)
                 if not session.sending:
-                    self._arm_close_timer(session)  # a close that waited behind it
+                    # A close that waited behind it starts its timer now.
+                    self._timers.advance(session, time.monotonic())
                 if not out:
                     break
                 continue
@@ -836,33 +820,14 @@ class PollDriver(BaseDriver):
 
     def _check_timers(self) -> None:
         session = self._session
-        if session is None or session.state is State.CLOSED:
+        if session is None:
             return
-        now = time.monotonic()
-        deadline = self._connect_deadline
-        if deadline is not None and session.state is State.CONNECTING and now >= deadline:
-            self._fail(connect_timeout(self._phase, self.config.connect_timeout))
-            return
-        deadline = self._close_deadline
-        if deadline is not None and now >= deadline:
-            if session.close_handshake_done:
-                # RFC 6455 7.1.1: both close frames are exchanged; the server
-                # should close TCP, and if it does not the client may. Clean.
-                session.receive_eof()
-            else:
-                seconds = self.config.close_timeout or 0.0
-                session.abort(TimeoutError("closing handshake", seconds))
+        due = self._timers.tick(session, self._phase, time.monotonic())
+        if due is Due.PING:
+            self._flush_session()
+        elif due is not None:  # closed cleanly, or failed: the socket goes either way
             self._teardown()
             self._collect()
-            return
-        if session.state is State.OPEN:
-            action = self._keepalive.tick(now)
-            if action is not None:
-                if action[0] == "ping":
-                    session.send_ping(action[1])
-                    self._flush_session()
-                else:
-                    self._fail(TimeoutError("keepalive", self.config.ping_timeout or 0.0))
 
     def _fail(self, exc: WebSocketError) -> None:
         session = self._session
@@ -905,11 +870,9 @@ class PollDriver(BaseDriver):
         return exc
 
     def _teardown(self) -> None:
-        self._keepalive.stop()
+        self._timers.stop()
         self._phase = Phase.IDLE
         self._resolver = None
-        self._connect_deadline = None
-        self._close_deadline = None
         sock = self._sock
         if sock is not None:
             self._set_socket(None)
@@ -928,25 +891,17 @@ class PollDriver(BaseDriver):
             return
         pongs = session.pongs_received
         if pongs:
-            now = time.monotonic()
-            for payload in pongs:
-                self._keepalive.pong(payload, now)
+            self._timers.pongs(pongs, time.monotonic())
             pongs.clear()
         events = session.events_received()
         if events:
             self.events.extend(events)
-            if not self._opened and session.state is State.OPEN:
-                # Once per attempt, with or without a connect timeout.
-                self._opened = True
-                self._connect_deadline = None
-                self._keepalive.start(time.monotonic())
-            elif session.state is not State.OPEN:
-                self._keepalive.stop()
+            self._timers.advance(session, time.monotonic())
 
     @property
     def latency(self) -> float | None:
         """Round-trip time of the last keepalive ping, in seconds."""
-        return self._keepalive.latency
+        return self._timers.keepalive.latency
 
 
 def _strerror(err: int) -> str:
