@@ -31,7 +31,9 @@ The Construct 3 WebSocket plugin, made Pythonic: conditions
 #     asyncio.py, browser.py (the browser's WebSocket, no core); what poll
 #     and asyncio share: _attempt.py (the plan of a connection attempt: its
 #     phases, the host each reaches, each failure's error), _timers.py (the
-#     connect, close and keepalive deadlines and what each expiry does), _common.py
+#     connect, close and keepalive deadlines and what each expiry does),
+#     _poll_steps.py and _asyncio_steps.py (each driver's resolve, tcp, proxy
+#     and tls steps: non-blocking calls, or coroutines), _common.py
 #     (addresses, sockets, error texts), _tls.py (the TLS context cache).
 #     They own sockets, threads, loops and clocks; they import the core and
 #     the leaves, never a façade.

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from servers import unique_path
-from wsloop.drivers import asyncio as asyncio_driver, poll as poll_driver
+from wsloop.drivers import _asyncio_steps, _poll_steps
 from wsloop.drivers._common import SOCKET_OPTIONS, is_ip_literal, new_socket, numeric_addresses
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def test_every_driver_sets_the_same_socket_options(
         made.append(sock.fileno())
         return sock
 
-    for module in (poll_driver, asyncio_driver):
+    for module in (_poll_steps, _asyncio_steps):  # where each driver dials
         monkeypatch.setattr(module, "new_socket", recording)
     client = make_client()
     client.connect(ws_server.url(unique_path()))

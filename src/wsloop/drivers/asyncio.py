@@ -38,6 +38,7 @@ Then the socket becomes a transport bound to a :class:`_Protocol`.
     and every call ends by writing what the session wants sent and handing its
     events to the ``deliver`` callback.
 
+The four steps before ``ws`` are coroutines in :mod:`wsloop.drivers._asyncio_steps`.
 The connect timeout (all these phases), the close timeout (from when the
 session expects the server to close TCP) and the keepalive (while open) are
 decided by :class:`~wsloop.drivers._timers.Timers`, as in the poll driver;
@@ -58,22 +59,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._sansio.sendlimit import SendLimit
 from ..exceptions import ProxyError, WebSocketError
 from ..sansio import Session, State
+from ._asyncio_steps import connect_socket, look_up, start_tls, tunnel
 from ._attempt import Attempt, Phase
 from ._common import (
     connect_error,
     end_on_transport_error,
-    is_ip_literal,
     new_session,
-    new_socket,
-    numeric_addresses,
-    tls_error,
     warn_insecure,
 )
 from ._timers import Due, Timers
@@ -98,9 +95,6 @@ WRITE_LIMIT = 64 * 1024
 
 _FEED_SLICE = 16 * 1024
 """Bytes given to the session at a time, so that a pause takes effect within a read."""
-
-_PROXY_READ = 4096
-"""Bytes read from a proxy at a time while its handshake runs."""
 
 _PONG_BACKLOG = 64 * 1024
 """Above this many bytes waiting to be written, only the latest ping is answered."""
@@ -360,29 +354,24 @@ class AsyncioDriver(AsyncBaseDriver):
             self._task = None
 
     async def _open(self, session: Session, url: URL) -> None:
+        """Reach the server (drivers/_asyncio_steps.py), then start the WebSocket handshake."""
         loop = asyncio.get_running_loop()
         config = self.config
         try:
             attempt = Attempt(url, config.proxy, config.user_agent)
-        except ProxyError as exc:
+            infos = await look_up(loop, attempt, *attempt.first_lookup())
+            if not attempt.resolved(infos):  # the server's name, for the proxy: now the proxy's
+                infos = await look_up(loop, attempt, *attempt.dial_target())
+            self._phase = Phase.TCP
+            sock = await connect_socket(loop, attempt, infos)
+        except WebSocketError as exc:
             self._fail(session, exc)
-            return
-        infos = await self._lookup(loop, session, attempt, *attempt.first_lookup())
-        if infos is None:
-            return
-        if not attempt.resolved(infos):  # the server's name, for the proxy: now the proxy's
-            infos = await self._lookup(loop, session, attempt, *attempt.dial_target())
-            if infos is None:
-                return
-        self._phase = Phase.TCP
-        sock = await self._connect_socket(loop, session, attempt, infos)
-        if sock is None:
             return
         early = b""
         if attempt.after_tcp() is Phase.PROXY:
             self._phase = Phase.PROXY
             try:
-                early = await self._tunnel(loop, sock, attempt)
+                early = await tunnel(loop, sock, attempt)
                 attempt.after_transport(early)  # no bytes may come before TLS
             except ProxyError as exc:
                 sock.close()
@@ -404,11 +393,17 @@ class AsyncioDriver(AsyncBaseDriver):
         self._transport = transport
         if attempt.after_transport() is Phase.TLS:
             self._phase = Phase.TLS
-            if not await self._start_tls(loop, session, url, transport, protocol):
+            context = self._tls_context
+            assert context is not None
+            try:
+                transport = await start_tls(
+                    loop, context, url, transport, protocol, config.connect_timeout
+                )
+            except WebSocketError as exc:  # the plain transport is aborted
+                self._fail(session, exc)
                 return
+            self._transport = transport
         self._phase = Phase.WS
-        transport = self._transport
-        assert transport is not None
         transport.set_write_buffer_limits(high=WRITE_LIMIT, low=WRITE_LIMIT)
         if self._reading_paused:
             transport.pause_reading()
@@ -416,122 +411,6 @@ class AsyncioDriver(AsyncBaseDriver):
         if early and session is self._session and session.state is not State.CLOSED:
             # Bytes that came with the proxy's answer already belong to the server.
             self._data_received(session, early)
-
-    async def _lookup(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        session: Session,
-        attempt: Attempt,
-        host: str,
-        port: int,
-    ) -> list[tuple[Any, ...]] | None:
-        """The addresses of ``host`` (an IP literal is not looked up).
-
-        On failure, fail the session with the text that names what was
-        looked up, and return ``None``.
-        """
-        error: OSError | None = None
-        infos: list[tuple[Any, ...]] = []
-        try:
-            if is_ip_literal(host):
-                infos = numeric_addresses(host, port)
-            else:
-                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            error = exc
-        if infos:
-            return infos
-        self._fail(session, attempt.lookup_failed(error))
-        return None
-
-    async def _connect_socket(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        session: Session,
-        attempt: Attempt,
-        infos: list[tuple[Any, ...]],
-    ) -> socket.socket | None:
-        """Connect to the first address that answers; fail the session if none does."""
-        last: OSError | None = None
-        for family, type_, proto, _, addr in infos:
-            try:
-                sock = new_socket(family, type_, proto)
-            except OSError as exc:
-                last = exc
-                continue
-            try:
-                await loop.sock_connect(sock, addr)
-            except OSError as exc:
-                sock.close()
-                last = exc
-                continue
-            except BaseException:
-                sock.close()
-                raise
-            return sock
-        self._fail(session, attempt.connect_failed(last))
-        return None
-
-    async def _tunnel(
-        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, attempt: Attempt
-    ) -> bytes:
-        """Open the tunnel through the attempt's proxy; return what came after the answer.
-
-        Raises:
-            ProxyError: the proxy refused, broke the protocol or the connection.
-        """
-        handshake = attempt.proxy_handshake()
-        while True:
-            out = handshake.data_to_send()
-            try:
-                if out:
-                    await loop.sock_sendall(sock, out)
-                if handshake.done:
-                    break
-                data = await loop.sock_recv(sock, _PROXY_READ)
-            except OSError as exc:
-                raise attempt.proxy_lost(handshake, exc) from exc
-            if data:
-                handshake.receive_data(data)
-            else:
-                handshake.receive_eof()
-        return handshake.tunnel_data()
-
-    async def _start_tls(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        session: Session,
-        url: URL,
-        transport: asyncio.Transport,
-        protocol: _Protocol,
-    ) -> bool:
-        """Upgrade the transport to TLS; on failure, fail the session and say so."""
-        future = self._tls_context
-        assert future is not None
-        try:
-            # Loading the system's CA certificates reads files: not on the loop.
-            ctx = future.result() if future.done() else await asyncio.wrap_future(future)
-        except Exception as exc:  # OSError, ValueError, or whatever the build raised
-            self._fail(session, tls_error(url, exc))
-            return False
-        # asyncio's own handshake timeout must not fire before ours.
-        timeout = self.config.connect_timeout
-        try:
-            tls = await loop.start_tls(
-                transport,
-                protocol,
-                ctx,
-                server_hostname=url.host,
-                ssl_handshake_timeout=None if timeout is None else timeout + 5.0,
-            )
-        except Exception as exc:
-            self._fail(session, tls_error(url, exc))
-            return False
-        if tls is None:  # pragma: no cover - only a loop without TLS support
-            self._fail(session, tls_error(url, RuntimeError("the loop cannot start TLS")))
-            return False
-        self._transport = tls
-        return True
 
     # Transport callbacks (through _Protocol).
 

@@ -37,6 +37,7 @@ called:
     :class:`~wsloop.sansio.Session`, until the session is CLOSED.
 
 The resolver and the context builder are the only threads this driver starts.
+The four steps before ``ws`` are in :mod:`wsloop.drivers._poll_steps`.
 
 The connect timeout covers every phase up to the open connection; the close
 timeout starts when the session expects the server to close TCP; the
@@ -56,31 +57,26 @@ wait early from another thread through the socket given to
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
-import os
 import select
 import socket
 import ssl
-import threading
 import time
 from collections import deque
 from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._sansio.sendlimit import SendLimit
-from ..exceptions import ProxyError, TLSError, WebSocketError
+from ..exceptions import ProxyError, WebSocketError
 from ..sansio import Session, State
 from ._attempt import Attempt, Phase
 from ._common import (
     end_on_transport_error,
-    is_ip_literal,
     new_session,
-    new_socket,
-    numeric_addresses,
     tls_error,
     warn_insecure,
 )
+from ._poll_steps import ConnectSteps, _Resolver
 from ._timers import Due, Timers
 from ._tls import CONTEXTS, ContextCache
 from .base import BaseDriver, Config
@@ -103,7 +99,6 @@ _MAX_READ_PER_POLL = 2**20
 """Bytes read in one step at most: the rest waits for the next poll() (the frame budget)."""
 _HAS_POLL = hasattr(select, "poll")
 _RESOLVE_SLICE = 0.005
-_PROXY_READ = 4096
 _PONG_BACKLOG = 64 * 1024
 """Above this many bytes waiting to be written, only the latest ping is answered."""
 
@@ -111,28 +106,7 @@ _SEND_STEP = 0.0005
 """Seconds of framing slices of a large message per write step (see Session.sending)."""
 
 
-class _Resolver:
-    """One name lookup on a daemon thread."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.result: list[tuple[Any, ...]] | None = None
-        self.error: OSError | None = None
-        self.done = threading.Event()
-        thread = threading.Thread(
-            target=self._run, args=(host, port), name="wsloop-resolve", daemon=True
-        )
-        thread.start()
-
-    def _run(self, host: str, port: int) -> None:
-        try:
-            self.result = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            self.error = exc
-        finally:
-            self.done.set()
-
-
-class PollDriver(BaseDriver):
+class PollDriver(ConnectSteps, BaseDriver):
     """Runs the connection inside ``poll()`` on the caller's thread."""
 
     tls_contexts: ContextCache = CONTEXTS
@@ -246,19 +220,6 @@ class PollDriver(BaseDriver):
             return
         self._attempt = attempt
         self._look_up(*attempt.first_lookup())
-
-    def _look_up(self, host: str, port: int) -> None:
-        """Resolve ``host`` on a helper thread; an IP literal is dialled at once."""
-        if is_ip_literal(host):
-            self._dial(numeric_addresses(host, port))
-        else:
-            self._phase = Phase.RESOLVE
-            self._resolver = _Resolver(host, port)
-
-    def _dial(self, addrs: list[tuple[Any, ...]]) -> None:
-        self._addrs = addrs
-        self._phase = Phase.TCP
-        self._next_address()
 
     def send_text(self, text: str) -> bool:
         session = self._session
@@ -514,200 +475,6 @@ class PollDriver(BaseDriver):
         except (BlockingIOError, InterruptedError):
             pass
 
-    # Phases.
-
-    def _resolved(self, resolver: _Resolver) -> None:
-        self._resolver = None
-        attempt = self._attempt
-        assert attempt is not None
-        if resolver.error is not None or not resolver.result:
-            self._fail(attempt.lookup_failed(resolver.error))
-        elif attempt.resolved(resolver.result):
-            self._dial(resolver.result)
-        else:  # that was the server's name, for the proxy: now the proxy's
-            self._look_up(*attempt.dial_target())
-
-    def _next_address(self) -> None:
-        while self._addrs:
-            family, type_, proto, _, addr = self._addrs.pop(0)
-            try:
-                sock = new_socket(family, type_, proto)
-            except OSError as os_exc:
-                self._last_os_error = os_exc
-                continue
-            try:
-                err = sock.connect_ex(addr)
-            except OSError as os_exc:
-                sock.close()
-                self._last_os_error = os_exc
-                continue
-            if err in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY):
-                self._set_socket(sock)
-                return
-            sock.close()
-            self._last_os_error = OSError(err, _strerror(err))
-        attempt = self._attempt
-        assert attempt is not None
-        self._fail(attempt.connect_failed(self._last_os_error))
-
-    def _set_socket(self, sock: socket.socket | None) -> None:
-        old = self._sock
-        if old is not None and self._poller is not None:
-            with contextlib.suppress(KeyError, ValueError, OSError):
-                self._poller.unregister(old.fileno())
-        self._poller = None
-        self._sock = sock
-
-    def _tcp_ready(self) -> None:
-        sock = self._sock
-        assert sock is not None
-        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            self._last_os_error = OSError(err, _strerror(err))
-            self._set_socket(None)
-            sock.close()
-            self._next_address()
-            return
-        attempt = self._attempt
-        assert attempt is not None
-        if attempt.after_tcp() is Phase.PROXY:
-            self._start_proxy(attempt)
-        else:
-            self._start_tls_or_ws()
-
-    def _start_proxy(self, attempt: Attempt) -> None:
-        try:
-            handshake = attempt.proxy_handshake()
-        except ProxyError as exc:
-            self._fail(exc)
-            return
-        self._handshake = handshake
-        self._phase = Phase.PROXY
-        self._proxy_out += handshake.data_to_send()
-        self._proxy_flush()
-
-    def _proxy_flush(self) -> bool:
-        """Write what the proxy handshake has to say; False if the connection broke."""
-        sock = self._sock
-        assert sock is not None
-        out = self._proxy_out
-        while out:
-            try:
-                sent = sock.send(out)
-            except (BlockingIOError, InterruptedError):
-                return True
-            except OSError as exc:
-                self._proxy_lost(exc)
-                return False
-            del out[:sent]
-        return True
-
-    def _proxy_lost(self, exc: OSError) -> None:
-        attempt = self._attempt
-        handshake = self._handshake
-        assert attempt is not None
-        assert handshake is not None
-        self._fail(attempt.proxy_lost(handshake, exc))
-
-    def _proxy_step(self, readable: bool, writable: bool) -> None:
-        sock = self._sock
-        handshake = self._handshake
-        assert sock is not None
-        assert handshake is not None
-        if writable and self._proxy_out and not self._proxy_flush():
-            return
-        if not readable:
-            return
-        try:
-            data = sock.recv(_PROXY_READ)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._proxy_lost(exc)
-            return
-        try:
-            if data:
-                handshake.receive_data(data)
-            else:
-                handshake.receive_eof()
-        except ProxyError as exc:
-            self._fail(exc)
-            return
-        self._proxy_out += handshake.data_to_send()
-        if not self._proxy_flush():
-            return
-        if handshake.done:
-            self._handshake = None
-            self._start_tls_or_ws(handshake.tunnel_data())
-
-    def _start_tls_or_ws(self, early: bytes = b"") -> None:
-        """TCP (or the tunnel) is up: start TLS for ``wss://``, else the WebSocket.
-
-        ``early`` holds bytes that arrived with the proxy's answer, after it.
-        """
-        attempt = self._attempt
-        assert attempt is not None
-        try:
-            phase = attempt.after_transport(early)
-        except ProxyError as exc:  # bytes before TLS, which the client starts
-            self._fail(exc)
-            return
-        if phase is Phase.TLS:
-            self._phase = Phase.TLS
-            future = self._tls_context
-            assert future is not None
-            if future.done():
-                self._start_tls(future)
-        else:
-            self._start_ws()
-            session = self._session
-            if early and session is not None and session.state is not State.CLOSED:
-                session.receive_data(early)
-                self._flush_session()
-
-    def _start_tls(self, future: Future[ssl.SSLContext]) -> None:
-        """The context is ready (or failed to build): start the TLS handshake."""
-        sock = self._sock
-        url = self._url
-        assert sock is not None
-        assert url is not None
-        self._tls_context = None
-        try:
-            tls = future.result().wrap_socket(
-                sock, server_hostname=url.host, do_handshake_on_connect=False
-            )
-        except TLSError as exc:
-            self._fail(exc)
-            return
-        except Exception as exc:  # OSError, ValueError, or whatever the build raised
-            self._fail(tls_error(url, exc))
-            return
-        self._set_socket(tls)
-        self._tls_step()
-
-    def _tls_step(self) -> None:
-        sock = self._sock
-        assert isinstance(sock, ssl.SSLSocket)
-        url = self._url
-        assert url is not None
-        self._tls_wants_write = False
-        try:
-            sock.do_handshake()
-        except ssl.SSLWantReadError:
-            return
-        except ssl.SSLWantWriteError:
-            self._tls_wants_write = True
-            return
-        except OSError as exc:  # ssl.SSLError included
-            self._fail(tls_error(url, exc))
-            return
-        self._start_ws()
-
-    def _start_ws(self) -> None:
-        self._phase = Phase.WS
-        self._attempt = None  # its decisions are made: not kept per open connection
-        self._flush_session()
-
     # Reading and writing.
 
     def _read(self) -> None:
@@ -902,7 +669,3 @@ class PollDriver(BaseDriver):
     def latency(self) -> float | None:
         """Round-trip time of the last keepalive ping, in seconds."""
         return self._timers.keepalive.latency
-
-
-def _strerror(err: int) -> str:
-    return os.strerror(err)
