@@ -33,21 +33,19 @@ what a client object needs on top of it:
   :meth:`Session.data_to_send` while :attr:`Session.sending` is true and
   the network takes the bytes.
 
-State transitions (the docs diagram is drawn from :data:`TRANSITIONS`)::
-
-    CONNECTING --handshake accepted--> OPEN --send_close/close rcvd--> CLOSING
-    CONNECTING/OPEN/CLOSING --EOF or abort--> CLOSED
+The states and the changes between them (:class:`State`, :data:`TRANSITIONS`)
+are drawn in :mod:`wsloop._sansio.state`; this module re-exports both.
 """
 
 from __future__ import annotations
 
 import codecs
-import enum
 import importlib
 import logging
 from collections import deque
 from typing import TYPE_CHECKING
 
+from ._sansio.state import TRANSITIONS, State
 from .events import BinaryMessage, Closed, Error, Event, Opened, TextMessage
 from .exceptions import (
     ConnectionClosedError,
@@ -69,34 +67,6 @@ logger = logging.getLogger("wsloop.client")
 
 SEND_EOF = b""
 """In :meth:`Session.data_to_send`, the signal to half-close the TCP connection."""
-
-
-class State(enum.Enum):
-    """Where a connection stands. Compare with ``is``."""
-
-    CONNECTING = 0
-    OPEN = 1
-    CLOSING = 2
-    CLOSED = 3
-
-
-TRANSITIONS: dict[State, dict[str, State]] = {
-    State.CONNECTING: {
-        "handshake accepted": State.OPEN,
-        "handshake failed": State.CLOSED,
-        "abort": State.CLOSED,
-    },
-    State.OPEN: {
-        "send_close": State.CLOSING,
-        "close frame received": State.CLOSING,
-        "protocol error": State.CLOSING,
-        "EOF": State.CLOSED,
-        "abort": State.CLOSED,
-    },
-    State.CLOSING: {"EOF": State.CLOSED, "abort": State.CLOSED},
-    State.CLOSED: {},
-}
-"""Every state change a session makes, by the cause."""
 
 _STATE_OF_ENGINE: dict[object, State] = {}
 
