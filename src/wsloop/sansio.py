@@ -17,7 +17,9 @@ frame boundary; otherwise the engine parses every frame. The session adds
 what a client object needs on top of it:
 
 * message assembly, with UTF-8 checked frame by frame so that invalid text
-  fails as soon as it arrives (code 1007);
+  fails as soon as it arrives (code 1007). This and the native reading are
+  :class:`~wsloop._sansio.reader.FrameReader`, which ``Session`` inherits
+  (the module :mod:`wsloop._sansio.reader` says how they work);
 * the ordering contract of :mod:`wsloop.events`: at most one :class:`Opened`,
   at most one :class:`Error`, and exactly one :class:`Closed`, last;
 * the close code reported to the application: the server's close code when
@@ -33,22 +35,20 @@ what a client object needs on top of it:
   :meth:`Session.data_to_send` while :attr:`Session.sending` is true and
   the network takes the bytes.
 
-State transitions (the docs diagram is drawn from :data:`TRANSITIONS`)::
-
-    CONNECTING --handshake accepted--> OPEN --send_close/close rcvd--> CLOSING
-    CONNECTING/OPEN/CLOSING --EOF or abort--> CLOSED
+The states and the changes between them (:class:`State`, :data:`TRANSITIONS`)
+are drawn in :mod:`wsloop._sansio.state`; this module re-exports both.
 """
 
 from __future__ import annotations
 
-import codecs
-import enum
 import importlib
 import logging
 from collections import deque
 from typing import TYPE_CHECKING
 
-from .events import BinaryMessage, Closed, Error, Event, Opened, TextMessage
+from ._sansio.reader import FrameReader
+from ._sansio.state import TRANSITIONS, State
+from .events import Closed, Error, Event, Opened
 from .exceptions import (
     ConnectionClosedError,
     InvalidState,
@@ -69,34 +69,6 @@ logger = logging.getLogger("wsloop.client")
 
 SEND_EOF = b""
 """In :meth:`Session.data_to_send`, the signal to half-close the TCP connection."""
-
-
-class State(enum.Enum):
-    """Where a connection stands. Compare with ``is``."""
-
-    CONNECTING = 0
-    OPEN = 1
-    CLOSING = 2
-    CLOSED = 3
-
-
-TRANSITIONS: dict[State, dict[str, State]] = {
-    State.CONNECTING: {
-        "handshake accepted": State.OPEN,
-        "handshake failed": State.CLOSED,
-        "abort": State.CLOSED,
-    },
-    State.OPEN: {
-        "send_close": State.CLOSING,
-        "close frame received": State.CLOSING,
-        "protocol error": State.CLOSING,
-        "EOF": State.CLOSED,
-        "abort": State.CLOSED,
-    },
-    State.CLOSING: {"EOF": State.CLOSED, "abort": State.CLOSED},
-    State.CLOSED: {},
-}
-"""Every state change a session makes, by the cause."""
 
 _STATE_OF_ENGINE: dict[object, State] = {}
 
@@ -123,9 +95,6 @@ def _load_engine() -> None:
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 2**20
 
-_COLLECT_MIN = 64 * 1024
-"""Frames at least this large are collected read by read, not buffered."""
-
 SEND_SLICE = 1 << 20
 """The largest message sent as one frame, and the fragment size of larger ones.
 
@@ -137,7 +106,7 @@ SEND_SLICE_DEFLATE = 64 << 10
 """The same with permessage-deflate, where each byte costs far more (compressing)."""
 
 
-class Session:
+class Session(FrameReader):
     """One client connection attempt, without I/O.
 
     Args:
@@ -182,25 +151,7 @@ class Session:
         self._events: list[Event] = []
         self._error: WebSocketError | None = None
         self._opened = False
-        # Message assembly: the fragments' bytes in one buffer, whatever their number.
-        self._assembly = bytearray()
-        self._text_decoder: codecs.BufferedIncrementalDecoder | None = None
-        self._fragmented_text = False
-        # Native frame reading (the open-phase hot path, see _receive_frames).
-        self._native = False
-        self._max_size = max_message_size
-        self._rbuf = bytearray()  # the start of the next frame
-        self._fragment_size: int | None = None  # received of an unfinished message
-        self._response_tail = b""  # the last bytes of the response head seen
-        # A large frame being collected: its first byte, header, parts, bytes missing.
-        self._collect_b0 = 0
-        self._collect_header = b""
-        self._collect_parts: list[bytes | memoryview] = []
-        self._collect_need = 0
-        # A whole text message being collected is decoded read by read, so
-        # that the read completing it pays only for joining the text.
-        self._collect_decoder: codecs.BufferedIncrementalDecoder | None = None
-        self._collect_text: list[str] = []
+        self._init_reader(max_message_size)
         # Bounded sends: [opcode, payload, sent so far] of each queued message;
         # the close that waits behind them. Made on the first large message:
         # an empty deque costs 0.7 KiB, on every idle connection.
@@ -271,254 +222,6 @@ class Session:
                     return
         engine.receive_data(data)
         self._process(engine.events())
-
-    def _reads_natively(self) -> bool:
-        return self._native
-
-    def _end_of_response(self, data: bytes) -> int | None:
-        """Where in ``data`` the HTTP response's head ends, if it ends in it."""
-        tail = self._response_tail
-        seen = tail + data if tail else data
-        index = seen.find(b"\r\n\r\n")
-        if index < 0:
-            self._response_tail = seen[-3:]
-            return None
-        self._response_tail = b""
-        return index + 4 - len(tail)
-
-    def _receive_frames(self, data: bytes | memoryview) -> None:
-        """Read data frames natively; hand control frames and anything odd to the engine.
-
-        The open-phase hot path: a data frame with no reserved bits, no mask,
-        a valid place in the fragment sequence and a size within
-        ``max_message_size`` becomes an event here. A small frame waits in
-        one buffer until complete; a large one is collected as the reads
-        that carry it and joined once (one copy of its payload). A complete
-        control frame is fed to the engine alone. Any other frame, and
-        everything after it, goes to the engine, which fails the connection
-        exactly as if it had read every frame.
-        """
-        if self._collect_need:
-            data = self._collect(data)
-            if not data or not self._native:
-                return
-        buf = self._rbuf
-        view: bytes | bytearray | memoryview
-        if buf:
-            buf += data
-            view = buf
-            mv: memoryview | None = memoryview(buf)
-        else:
-            view = data
-            mv = None
-        size = len(view)
-        pos = 0
-        events = self._events
-        limit = self._max_size
-        engine = self._engine
-        handed_control = False
-        odd = False
-        chunk: bytes | bytearray | memoryview
-        while size - pos >= 2:
-            b0 = view[pos]
-            b1 = view[pos + 1]
-            opcode = b0 & 0x0F
-            # What the engine refuses from the first two bytes, it is given at
-            # once; what it refuses later, it is given too: it waits for the
-            # rest of the frame itself, so errors come exactly when it says.
-            if b1 & 0x80 or b0 & 0x70 or 2 < opcode < 8 or opcode > 10:
-                odd = True  # a masked frame, reserved bits, a reserved opcode
-                break
-            length = b1 & 0x7F
-            head = pos + 2
-            if length > 125:
-                if length == 126:
-                    if size - pos < 4:
-                        break
-                    length = (view[pos + 2] << 8) | view[pos + 3]
-                    head = pos + 4
-                else:
-                    if size - pos < 10:
-                        break
-                    length = int.from_bytes(view[pos + 2 : pos + 10], "big")
-                    head = pos + 10
-            fragment = self._fragment_size
-            if limit is not None and length > limit - (fragment or 0):
-                odd = True  # too big
-                break
-            end = head + length
-            if opcode < 3:
-                if (opcode == 0) is (fragment is None):
-                    odd = True  # out of sequence: the engine fails it
-                    break
-                if end > size:
-                    if length >= _COLLECT_MIN:
-                        # Collect the reads that carry it rather than growing
-                        # the buffer: they are joined once when complete.
-                        self._collect_b0 = b0
-                        self._collect_header = bytes(view[pos:head])
-                        # data itself is immutable, kept without a copy; the buffer is reused.
-                        first: bytes | memoryview = (
-                            memoryview(data)[head:size] if mv is None else bytes(mv[head:size])
-                        )
-                        self._collect_parts = [first]
-                        self._collect_need = end - size
-                        pos = size
-                        if b0 == 0x81 and not self._start_collecting_text(first):
-                            break
-                    break
-                chunk = view[head:end] if mv is None else mv[head:end]
-                pos = end
-                if b0 == 0x81:  # a whole text message
-                    try:
-                        text = str(chunk, "utf-8")
-                    except UnicodeDecodeError:
-                        self._fail_utf8()
-                        break
-                    events.append(TextMessage(text))
-                elif b0 == 0x82:  # a whole binary message
-                    events.append(BinaryMessage(bytes(chunk)))
-                elif not self._data_frame(b0, chunk):
-                    break
-            elif b0 & 0x80 and length <= 125:
-                if end > size:
-                    break
-                engine.coalesce_pongs = self.coalesce_pongs
-                engine.feed(bytes(view[pos:end]), self._fragment_size)
-                handed_control = True
-                pos = end
-                self._process(engine.events())
-                if self.state is not State.OPEN:
-                    self._native = False  # a close frame, or the engine failed the connection
-                    break
-            else:
-                odd = True  # a fragmented or long control frame
-                break
-        if mv is not None:
-            chunk = b""  # no slice of the buffer may outlive the loop: it is resized below
-            mv.release()
-        if self._native and not odd:
-            if view is buf:
-                del buf[:pos]
-            elif pos < size:
-                buf += data[pos:] if type(data) is memoryview else memoryview(data)[pos:]
-        else:
-            self._native = False
-            rest = bytes(view[pos:])
-            buf.clear()
-            if self.state is not State.CLOSED:
-                engine.coalesce_pongs = self.coalesce_pongs
-                engine.feed(rest, self._fragment_size)
-                handed_control = True
-                self._process(engine.events())
-        if handed_control:
-            engine.flush_pong()
-
-    def _collect(self, data: bytes | memoryview) -> bytes | memoryview:
-        """Take the next part of a large frame from ``data``; return what follows it."""
-        need = self._collect_need
-        decoder = self._collect_decoder
-        if len(data) < need:
-            self._collect_parts.append(data)
-            self._collect_need = need - len(data)
-            if decoder is not None:
-                self._decode_collected(decoder, data, False)
-            return b""
-        parts = self._collect_parts
-        mv = data if type(data) is memoryview else memoryview(data)
-        last = mv[:need]
-        parts.append(last)
-        if decoder is not None:
-            self._end_collect()
-            if not self._decode_collected(decoder, last, True):
-                return b""
-            text, self._collect_text = "".join(self._collect_text), []
-            self._events.append(TextMessage(text))
-            return mv[need:]
-        payload = b"".join(parts)
-        self._end_collect()
-        if self._data_frame(self._collect_b0, payload):
-            return mv[need:]
-        return b""
-
-    def _start_collecting_text(self, first: bytes | memoryview) -> bool:
-        self._collect_decoder = decoder = codecs.getincrementaldecoder("utf-8")()
-        self._collect_text = []
-        return self._decode_collected(decoder, first, False)
-
-    def _decode_collected(
-        self, decoder: codecs.BufferedIncrementalDecoder, data: bytes | memoryview, final: bool
-    ) -> bool:
-        try:
-            self._collect_text.append(decoder.decode(data, final))
-        except UnicodeDecodeError:
-            self._end_collect()
-            self._fail_utf8()
-            return False
-        return True
-
-    def _end_collect(self) -> None:
-        self._collect_parts = []
-        self._collect_need = 0
-        self._collect_header = b""
-        self._collect_decoder = None
-
-    def _data_frame(self, b0: int, chunk: bytes | bytearray | memoryview) -> bool:
-        """Take one complete data frame, read natively or by the engine.
-
-        ``b0`` is the frame's first byte (FIN and opcode). Returns False when
-        the frame failed the connection (invalid UTF-8).
-        """
-        opcode = b0 & 0x0F
-        events = self._events
-        if b0 & 0x80:  # FIN
-            if opcode == 1:
-                try:
-                    text = str(chunk, "utf-8")
-                except UnicodeDecodeError:
-                    self._fail_utf8()
-                    return False
-                events.append(TextMessage(text))
-            elif opcode == 2:
-                events.append(BinaryMessage(bytes(chunk)))
-            else:
-                self._fragment_size = None
-                if self._fragmented_text:
-                    if not self._decode_part(chunk, True):
-                        return False
-                    events.append(TextMessage(self._assembly.decode()))
-                    self._text_decoder = None
-                else:
-                    self._assembly += chunk
-                    events.append(BinaryMessage(bytes(self._assembly)))
-                self._assembly = bytearray()
-        elif opcode == 0:
-            self._fragment_size = (self._fragment_size or 0) + len(chunk)
-            if self._fragmented_text:
-                return self._decode_part(chunk, False)
-            self._assembly += chunk
-        else:
-            self._fragment_size = len(chunk)
-            self._assembly = bytearray()
-            if opcode == 1:
-                self._fragmented_text = True
-                self._text_decoder = codecs.getincrementaldecoder("utf-8")()
-                return self._decode_part(chunk, False)
-            self._fragmented_text = False
-            self._assembly += chunk
-        return True
-
-    def _leave_native(self) -> None:
-        """Give the engine back the reading, with what is buffered of the next frame."""
-        if not self._native:
-            return
-        self._native = False
-        rest = self._collect_header + b"".join(self._collect_parts) + self._rbuf
-        self._end_collect()
-        self._collect_text = []
-        self._rbuf.clear()
-        self._engine.feed(rest, self._fragment_size)
-        self._process(self._engine.events())
 
     def receive_eof(self) -> None:
         """Report that the server closed its side of the TCP connection.
@@ -594,19 +297,6 @@ class Session:
             self._emit_error(failure)
         self._sync_state()
 
-    def _decode_part(self, data: bytes | bytearray | memoryview, final: bool) -> bool:
-        decoder = self._text_decoder
-        assert decoder is not None
-        try:
-            # Checked as it arrives, decoded once when complete: the bytes of
-            # many small fragments take less room than as many strings would.
-            decoder.decode(data, final)
-        except UnicodeDecodeError:
-            self._fail_utf8()
-            return False
-        self._assembly += data
-        return True
-
     def _fail_utf8(self) -> None:
         self._assembly = bytearray()
         self._text_decoder = None
@@ -654,10 +344,7 @@ class Session:
         else:
             code, reason = 1006, ""
         clean = rcvd is not None and sent is not None and self._error is None
-        self._native = False
-        self._rbuf.clear()
-        self._end_collect()
-        self._collect_text = []
+        self._stop_native()
         self._drop_outgoing()
         self._set_state(State.CLOSED)
         self._events.append(Closed(code, reason, clean))
