@@ -16,14 +16,17 @@ The Construct 3 WebSocket plugin, made Pythonic: conditions
 # Leaves: events.py, exceptions.py, _url.py, _headers.py, _binary.py (+ _binary_typed.py).
 #     The value types; they import only each other.
 # The Sans-I/O core: bytes and events in and out, deadlines as numbers.
-#     sansio.py     Session: the ordering contract, close codes, the native
-#                   frame reader; the public face of the core.
+#     sansio.py     Session: the ordering contract, close codes, bounded
+#                   sends; the public face of the core (re-exports State).
 #     _engine.py    the only module that imports the wrapped engine
 #                   (websockets' ClientProtocol); maps its events and errors.
-#     _sansio/      lifecycle.py (what both façades decide: sends, outbox,
-#                   close, retries), reconnect.py (the policy), proxy.py (the
-#                   HTTP CONNECT and SOCKS handshakes), keepalive.py,
-#                   sendlimit.py (max_buffered_amount, one warning).
+#     _sansio/      reader.py (the native frame reader and message assembly,
+#                   the hot path: FrameReader, which Session inherits),
+#                   state.py (State, TRANSITIONS), lifecycle.py (what both
+#                   façades decide: sends, outbox, close, retries),
+#                   reconnect.py (the policy), proxy.py (the HTTP CONNECT and
+#                   SOCKS handshakes), keepalive.py, sendlimit.py
+#                   (max_buffered_amount, one warning).
 #     * They import the leaves and each other: never socket, ssl, asyncio,
 #       threading, select, selectors, time (no clock: the driver passes the
 #       time in) nor wsloop.drivers.
@@ -47,7 +50,7 @@ The Construct 3 WebSocket plugin, made Pythonic: conditions
 #     on top and may import anything.
 #
 # One message in: drivers/poll.py reads the socket -> Session.receive_data()
-#     (sansio.py, with _engine.py) -> Session.events_received() -> TextMessage
+#     (sansio.py, _sansio/reader.py, or _engine.py) -> Session.events_received() -> TextMessage
 #     (events.py) -> WebSocket._dispatch() (_client.py) -> on_text_message.
 # One send out: WebSocket.send_text() (_facade.py, _sansio/lifecycle.py) ->
 #     PollDriver.send_text() -> Session.send_text() -> Session.data_to_send()

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from .._binary import BinaryData
 from ..events import BinaryMessage, Closed, Error, TextMessage
-from ..sansio import State
 from .reconnect import Outbox, Reconnect, ReconnectState
+from .state import State
 
 if TYPE_CHECKING:
     import random
