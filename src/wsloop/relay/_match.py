@@ -26,6 +26,7 @@ from .game import _GameCore
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Mapping
 
+    from ._delivery import Delivery
     from .rooms import RoomConfig, RoomCore
 
 __all__: list[str] = []
@@ -39,9 +40,9 @@ class Host(Protocol):
 
     @property
     def _cores(self) -> Mapping[str, RoomCore]: ...
-    def _enqueue(self, member: _Member, item: _Message) -> None: ...
+    @property
+    def _delivery(self) -> Delivery: ...
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
-    async def _close_member(self, member: _Member, code: int, reason: str) -> None: ...
     def _unplace(self, link: _MemberLink) -> None: ...
 
 
@@ -66,7 +67,7 @@ class _MemberLink:
         self.relay._resumes += 1
 
     def push(self, data: bytes, text: bool) -> None:
-        self.relay._enqueue(self.member, _Message(data, text))
+        self.relay._delivery.enqueue(self.member, _Message(data, text))
 
     def shut(self, code: int, reason: str) -> None:
         member = self.member
@@ -81,7 +82,7 @@ class _MemberLink:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.relay.close_timeout):
                     await member.idle.wait()
-        await self.relay._close_member(member, code, reason)
+        await self.relay._delivery.close_member(member, code, reason)
 
 
 class _MatchSession(RoomSession):

@@ -10,16 +10,10 @@ room named by its path. Registering before the ``101`` leaves no gap in which
 a message for the room could miss a client that already sees its connection
 open; with Redis, the room's channel is subscribed there too.
 
-Each member has a bounded send queue (a message count and a byte count) and
-one writer task that drains it into the connection, started the first time
-something has to wait there. Relaying a message never waits for a receiver:
-a member with nothing waiting and room in its socket buffer gets the frame
-written at once (built once for all of them), any other has it appended to
-its queue. A member
-whose queue would overflow is a slow consumer: its queue is dropped and it is
-closed with 1008; if it does not even read the close frame within
-``close_timeout``, its TCP connection is aborted. Memory per member is thus
-bounded by the queue limits plus the ``websockets`` write buffer.
+Relaying a message never waits for a receiver: each member has a bounded
+send queue and, once something has to wait there, a writer task; a member
+whose queue would overflow is a slow consumer, closed with 1008
+(``_delivery.py``).
 
 A member leaves its room when its TCP connection is gone, whatever the path
 that led there (``_reap``), which is also where the disconnect is logged.
@@ -46,12 +40,11 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve as _ws_serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
-from websockets.protocol import OPEN
 
 from .._version import __version__
 from . import _monitor
 from ._conn import DEFAULT_MAX_FRAGMENTS, RelayConnection, connection_class
+from ._delivery import SLOW_CONSUMER_CODE, Delivery
 from ._errors import RelayError
 from ._guard import LOOPBACK, Handshake, RateLimit, networks, shared_secret
 from ._handshake import Gate, subprotocol
@@ -95,8 +88,6 @@ DEFAULT_MAX_SIZE = 2**20
 DEFAULT_OPEN_TIMEOUT = 10.0
 """Seconds a client is given to complete its opening handshake."""
 
-SLOW_CONSUMER_CODE = 1008
-"""The close code for a client that does not read fast enough (policy violation)."""
 SHUTDOWN_CODE = 1001
 """The close code sent to every client when the relay shuts down (going away)."""
 RATE_LIMIT_CODE = 1008
@@ -285,7 +276,6 @@ class Relay:
         self._sampler: asyncio.Task[None] | None = None
         self._started = time.monotonic()
         self._bytes_in = 0
-        self._bytes_out = 0
         self._rate_limited = 0
         self._handler_errors = 0
         self._resumes = 0
@@ -302,17 +292,9 @@ class Relay:
         self._stopping = False
         self._closed: asyncio.Event | None = None
         self._messages_in = 0
-        self._messages_out = 0
-        self._slow_consumers = 0
-        self._peak_queued = 0
         self._handler_set = False
         self._accept_warned = -ACCEPT_WARNING_EVERY
-        # The last frame built for _write_now, and the payload it was built from.
-        self._frame = b""
-        self._frame_data: bytes | None = None
-        self._frame_text = True
-        self._queued = False
-        """A message went into a send queue since the last reader yielded."""
+        self._delivery = Delivery(self, self._spawn)
 
     # Life cycle.
 
@@ -419,7 +401,7 @@ class Relay:
         server.close(close_connections=False)
         members = list(self._members.values())
         if members:
-            await asyncio.gather(*(self._close_member(m, code, reason) for m in members))
+            await asyncio.gather(*(self._delivery.close_member(m, code, reason) for m in members))
         await server.wait_closed()
         # The reapers finish at once now that every connection is closed.
         current = asyncio.current_task()
@@ -494,12 +476,12 @@ class Relay:
             connections=len(members),
             rooms=len(self._rooms),
             messages_in=self._messages_in,
-            messages_out=self._messages_out,
-            slow_consumers=self._slow_consumers,
+            messages_out=self._delivery.messages_out,
+            slow_consumers=self._delivery.slow_consumers,
             queued_bytes=sum(m.queued_bytes for m in members),
-            peak_queued_bytes=self._peak_queued,
+            peak_queued_bytes=self._delivery.peak_queued,
             bytes_in=self._bytes_in,
-            bytes_out=self._bytes_out,
+            bytes_out=self._delivery.bytes_out,
             rate_limited=self._rate_limited,
             refused=self._gate.refused,
             handler_errors=self._handler_errors,
@@ -607,7 +589,7 @@ class Relay:
             member.limit = RateLimit(self.rate_messages, self.rate_bytes, self.max_size)
         self._members[conn] = member
         if isinstance(conn, RelayConnection):
-            conn.on_unread_answers = lambda: self._kick(
+            conn.on_unread_answers = lambda: self._delivery.kick(
                 member,
                 SLOW_CONSUMER_CODE,
                 "too slow: the client does not read the answers to its pings",
@@ -673,8 +655,9 @@ class Relay:
             len(self._members),
         )
         if member.queue:  # queued between the handshake and now
-            self._start_writer(member)
+            self._delivery.start_writer(member)
         limit = member.limit
+        delivery = self._delivery
         try:
             async for message in conn:
                 size = len(message)
@@ -685,7 +668,7 @@ class Relay:
                         self._rate_limited += 1
                         member.why = "rate limited"
                         logger.info("! %s in %s: %s", member.peer, member.room, why)
-                        await self._close_rate_limited(member, why)
+                        await delivery.close_rate_limited(member, RATE_LIMIT_CODE, why)
                         break
                 if member.session is not None:
                     member.rcvd += 1
@@ -696,8 +679,8 @@ class Relay:
                 # Let the writers run: a burst read in one go must not fill
                 # the queues of clients that are merely waiting for their turn.
                 # Not needed when every copy went straight into its socket.
-                if self._queued:
-                    self._queued = False
+                if delivery.queued:
+                    delivery.queued = False
                     await asyncio.sleep(0)
         except ConnectionClosed:
             pass
@@ -712,29 +695,6 @@ class Relay:
                 with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                     await writer
 
-    def _start_writer(self, member: _Member) -> None:
-        """The member's writer task, started the first time something waits in its queue.
-
-        Most messages go straight into the socket (``_write_now``), so an idle
-        member, or one that keeps up, never needs a task of its own.
-        """
-        member.writer = asyncio.get_running_loop().create_task(self._write(member))
-
-    async def _close_rate_limited(self, member: _Member, why: str) -> None:
-        """Close with 1008, dropping what the client sent after the limit meanwhile.
-
-        Its answer to the close frame comes after those messages; left unread,
-        they would stop the reading (the engine's flow control) and the answer
-        with it, so the close would end in an abort at the close timeout.
-        """
-        closing = asyncio.get_running_loop().create_task(
-            self._close_member(member, RATE_LIMIT_CODE, why)
-        )
-        with contextlib.suppress(ConnectionClosed):
-            async for _ in member.conn:
-                pass
-        await closing
-
     async def _on_message(self, member: _Member, message: str | bytes) -> None:
         member.rcvd += 1
         self._messages_in += 1
@@ -743,13 +703,13 @@ class Relay:
         else:
             item = _Message(bytes(message), False)
         if self.echo:
-            self._enqueue(member, item)
+            self._delivery.enqueue(member, item)
             return
         room = self._rooms.get(member.room)
         if room is not None:
             for other in tuple(room):
                 if other is not member:
-                    self._enqueue(other, item)
+                    self._delivery.enqueue(other, item)
         if self._broker is not None:
             await self._broker.publish(member.room, item.data, item.text)
 
@@ -760,109 +720,7 @@ class Relay:
             return
         item = _Message(data, text)
         for member in tuple(members):
-            self._enqueue(member, item)
-
-    def _enqueue(self, member: _Member, item: _Message) -> None:
-        if member.closing:
-            return
-        if not member.queue and not member.writing and self._write_now(member, item):
-            return
-        size = len(item.data)
-        if member.queue and (
-            len(member.queue) >= self.send_queue
-            or member.queued_bytes + size > self.send_queue_bytes
-        ):
-            self._kick(
-                member,
-                SLOW_CONSUMER_CODE,
-                "too slow: the relay's send queue for this client is full",
-            )
-            return
-        member.queue.append(item)
-        self._queued = True
-        if member.writer is None and member.opened:
-            self._start_writer(member)
-        member.queued_bytes += size
-        if member.queued_bytes > self._peak_queued:
-            self._peak_queued = member.queued_bytes
-        member.wakeup.set()
-
-    def _write_now(self, member: _Member, item: _Message) -> bool:
-        """Write a message straight into an idle member's socket; False if it must queue.
-
-        Only when nothing of this member's is waiting (its queue is empty and
-        its writer holds nothing), so the order is kept; only while its
-        transport is below its high-water mark (``paused`` is websockets' flow
-        control), so a slow reader still fills its queue and is closed as a
-        slow consumer. The frame is the same bytes for every member without an
-        extension (server frames are not masked): it is built once per
-        message and reused for all of them, as long as the same payload
-        object is being handed out.
-        """
-        conn = member.conn
-        protocol = conn.protocol
-        if (
-            protocol.state is not OPEN
-            or conn.paused
-            or protocol.extensions
-            or protocol.writes
-            or conn.send_in_progress is not None
-        ):
-            return False
-        data = item.data
-        if data is not self._frame_data or item.text is not self._frame_text:
-            opcode = Opcode.TEXT if item.text else Opcode.BINARY
-            self._frame = Frame(opcode, data).serialize(mask=False, extensions=[])
-            self._frame_data = data
-            self._frame_text = item.text
-        conn.transport.write(self._frame)
-        member.sent += 1
-        self._messages_out += 1
-        self._bytes_out += len(data)
-        return True
-
-    async def _write(self, member: _Member) -> None:
-        conn = member.conn
-        queue = member.queue
-        while not member.closing:
-            if not queue:
-                member.writing = False
-                member.idle.set()
-                member.wakeup.clear()
-                await member.wakeup.wait()
-                continue
-            item = queue.popleft()
-            member.queued_bytes -= len(item.data)
-            member.writing = True
-            await conn.send(item.data, text=item.text)
-            member.writing = False
-            member.sent += 1
-            self._messages_out += 1
-            self._bytes_out += len(item.data)
-
-    def _kick(self, member: _Member, code: int, reason: str, why: str = "") -> None:
-        if member.closing:
-            return
-        member.closing = True
-        member.why = f"slow consumer, closed with {code}" + (f": {why}" if why else "")
-        member.queue.clear()
-        member.queued_bytes = 0
-        member.wakeup.set()
-        self._slow_consumers += 1
-        self._spawn(self._close_member(member, code, reason))
-
-    async def _close_member(self, member: _Member, code: int, reason: str) -> None:
-        member.closing = True
-        member.wakeup.set()
-        conn = member.conn
-        try:
-            async with asyncio.timeout(self.close_timeout):
-                await conn.close(code, reason)
-        except TimeoutError:
-            if not member.why:
-                member.why = "did not answer the close frame"
-            conn.transport.abort()
-            await conn.wait_closed()
+            self._delivery.enqueue(member, item)
 
     async def _reap(self, member: _Member) -> None:
         await member.conn.wait_closed()
@@ -926,7 +784,7 @@ class Relay:
 
     async def _sample_rates(self) -> None:
         while True:
-            self._rates.sample(self._messages_in, self._messages_out)
+            self._rates.sample(self._messages_in, self._delivery.messages_out)
             await asyncio.sleep(1.0)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
