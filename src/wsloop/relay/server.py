@@ -24,8 +24,9 @@ answers the plain-HTTP pages (``/healthz``, ``/metrics``, ``/status``:
 what the limits refuse (``_handshake.py``); each message read passes the
 sender's rate limit first (``_guard.py``).
 
-A member that speaks the room protocol reaches its room through a link
-(``_match.py``, which also holds quick match); :class:`~wsloop.relay.RelayThread`
+A member that speaks the room protocol is placed in its room (a game room,
+quick match, a room in Redis or in this process) and reaches it through a
+link (``_match.py``); :class:`~wsloop.relay.RelayThread`
 and :func:`~wsloop.relay.serve` run a relay on a thread of its own
 (``_thread.py``).
 """
@@ -48,10 +49,9 @@ from ._delivery import SLOW_CONSUMER_CODE, Delivery
 from ._errors import RelayError
 from ._guard import LOOPBACK, Handshake, RateLimit, networks, shared_secret
 from ._handshake import Gate, subprotocol
-from ._match import _MatchSession, _MemberLink
+from ._match import Placement
 from ._parts import RelayStats, _Member, _Message, _peer, _room_of
-from ._session import RoomSession
-from .game import GameRoom, Games, _GameCore
+from .game import GameRoom, Games
 from .rooms import ROOM_PROTOCOL, RoomConfig, RoomCore
 
 if TYPE_CHECKING:
@@ -279,7 +279,7 @@ class Relay:
         self._rate_limited = 0
         self._handler_errors = 0
         self._resumes = 0
-        self._cores: dict[str, RoomCore] = {}
+        self._placement = Placement(self)
         self.failure: str | None = None
         """Why the relay stopped by itself (its Redis link failed), else ``None``."""
         self._server: Server | None = None
@@ -416,9 +416,7 @@ class Relay:
             await self._broker.stop()
         if self._room_store is not None:
             await self._room_store.stop()
-        for core in list(self._cores.values()):
-            core.close()
-        self._cores.clear()
+        self._placement.close()
         if self._handler_set:
             asyncio.get_running_loop().set_exception_handler(None)
             self._handler_set = False
@@ -488,6 +486,11 @@ class Relay:
             resumes=self._resumes,
         )
 
+    @property
+    def _cores(self) -> dict[str, RoomCore]:
+        """The room-protocol rooms of this process (``_match.Placement``)."""
+        return self._placement.cores
+
     def room_size(self, room: str) -> int:
         """How many members the room has in this process."""
         return len(self._rooms.get(room, ()))
@@ -501,59 +504,6 @@ class Relay:
         if self._room_store is not None:
             return self._room_store.rooms.get(name)
         return self._cores.get(name)
-
-    def _session(self, member: _Member) -> RoomSession:
-        link = _MemberLink(self, member)
-        game = self.games.match(member.room)
-        if game is not None:  # a game room lives in this process, Redis or not
-            cls, quick = game
-            name = member.room
-            if quick:
-                name, _ = Games.quick_match(self._cores, member.room, cls)
-            core = self._core(name, cls)
-            if quick:
-                assert isinstance(core, _GameCore)
-                core.pending += 1
-                link.placed = core
-                return _MatchSession(link, core, self.rooms, self)
-            return RoomSession(link, core, self.rooms)
-        if self._room_store is not None:
-            return self._room_store.session(link, member.room)
-        return RoomSession(link, self._core(member.room, None), self.rooms)
-
-    def _core(self, name: str, cls: type[GameRoom] | None) -> RoomCore:
-        core = self._cores.get(name)
-        if core is None:
-            loop = asyncio.get_running_loop()
-            if cls is None:
-                core = RoomCore(name, self.rooms, loop, on_empty=self._drop_core)
-            else:
-                core = _GameCore(
-                    name,
-                    self.rooms,
-                    loop,
-                    cls,
-                    on_empty=self._drop_core,
-                    on_error=self._game_error,
-                )
-            self._cores[name] = core
-        return core
-
-    def _game_error(self) -> None:
-        self._handler_errors += 1
-
-    def _drop_core(self, core: RoomCore) -> None:
-        if self._cores.get(core.name) is core:
-            del self._cores[core.name]
-            core.close()
-
-    def _unplace(self, link: _MemberLink) -> None:
-        """A quick-match connection leaves the room it was placed in without joining."""
-        core, link.placed = link.placed, None
-        if core is not None:
-            core.pending -= 1
-            if not core.seats and core.pending <= 0:
-                self._drop_core(core)
 
     # The handshake (the refusals: _handshake.py).
 
@@ -596,7 +546,7 @@ class Relay:
                 why="does not read its pongs",
             )
         if response.headers.get("Sec-WebSocket-Protocol") == ROOM_PROTOCOL:
-            member.session = self._session(member)
+            member.session = self._placement.session(member)
         elif not self.echo:
             self._rooms.setdefault(room, {})[member] = None
         self._spawn(self._reap(member))
@@ -737,13 +687,7 @@ class Relay:
         self._members.pop(member.conn, None)
         session = member.session
         if session is not None:
-            link = session.link
-            if isinstance(link, _MemberLink) and link.placed is not None:
-                self._unplace(link)
-            core: RoomCore | None = session._core  # None: a room kept in Redis
-            idle = core is not None and not core.seats and not getattr(core, "pending", 0)
-            if idle and core is not None and self._cores.get(core.name) is core:
-                self._drop_core(core)  # nobody ever joined it
+            self._placement.forget(session)
         if member.address:
             self._gate.release(member.address)
         room = self._rooms.get(member.room)
