@@ -8,7 +8,8 @@ the subprotocol and checked the Origin, before the ``101`` is sent): the
 connection limit is enforced there and the client becomes a *member* of the
 room named by its path. Registering before the ``101`` leaves no gap in which
 a message for the room could miss a client that already sees its connection
-open; with Redis, the room's channel is subscribed there too.
+open; with Redis, the room's channel is subscribed there too (the plain
+rooms: ``_plain.py``).
 
 Relaying a message never waits for a receiver: each member has a bounded
 send queue and, once something has to wait there, a writer task; a member
@@ -51,6 +52,7 @@ from ._guard import LOOPBACK, Handshake, RateLimit, networks, shared_secret
 from ._handshake import Gate, subprotocol
 from ._match import Placement
 from ._parts import RelayStats, _Member, _Message, _peer, _room_of
+from ._plain import PlainRooms
 from .game import GameRoom, Games
 from .rooms import ROOM_PROTOCOL, RoomConfig, RoomCore
 
@@ -61,7 +63,6 @@ if TYPE_CHECKING:
 
     from websockets.http11 import Request, Response
 
-    from ._redis import RedisBroker
     from ._redis_rooms import RedisRoom, RoomStore
 
 __all__ = [
@@ -283,11 +284,8 @@ class Relay:
         self.failure: str | None = None
         """Why the relay stopped by itself (its Redis link failed), else ``None``."""
         self._server: Server | None = None
-        self._broker: RedisBroker | None = None
-        self._broker_started: asyncio.Future[None] | None = None
         self._room_store: RoomStore | None = None
         self._members: dict[ServerConnection, _Member] = {}
-        self._rooms: dict[str, dict[_Member, None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._closed: asyncio.Event | None = None
@@ -295,6 +293,7 @@ class Relay:
         self._handler_set = False
         self._accept_warned = -ACCEPT_WARNING_EVERY
         self._delivery = Delivery(self, self._spawn)
+        self._plain = PlainRooms(self._delivery, self._on_broker_failure)
 
     # Life cycle.
 
@@ -337,7 +336,7 @@ class Relay:
         if self.redis_url is not None and not self.echo:
             # The rooms of the room protocol live in Redis (and ride out a
             # blip); the pub/sub link of the plain rooms opens with the first
-            # plain member (see _plain_broker).
+            # plain member (see _plain.py).
             from ._redis_rooms import RoomStore
 
             store = RoomStore(self.redis_url, prefix=self.redis_prefix, config=self.rooms)
@@ -412,8 +411,7 @@ class Relay:
                 task.cancel()
             if stragglers:
                 await asyncio.gather(*stragglers, return_exceptions=True)
-        if self._broker is not None:
-            await self._broker.stop()
+        await self._plain.stop()
         if self._room_store is not None:
             await self._room_store.stop()
         self._placement.close()
@@ -487,13 +485,18 @@ class Relay:
         )
 
     @property
+    def _rooms(self) -> dict[str, dict[_Member, None]]:
+        """The plain rooms of this process and their members (``_plain.py``)."""
+        return self._plain.rooms
+
+    @property
     def _cores(self) -> dict[str, RoomCore]:
         """The room-protocol rooms of this process (``_match.Placement``)."""
         return self._placement.cores
 
     def room_size(self, room: str) -> int:
         """How many members the room has in this process."""
-        return len(self._rooms.get(room, ()))
+        return self._plain.size(room)
 
     def room(self, name: str) -> RoomCore | RedisRoom | None:
         """The room-protocol room of a URL path, if it has members (online or in grace).
@@ -548,44 +551,16 @@ class Relay:
         if response.headers.get("Sec-WebSocket-Protocol") == ROOM_PROTOCOL:
             member.session = self._placement.session(member)
         elif not self.echo:
-            self._rooms.setdefault(room, {})[member] = None
+            self._plain.add(member)
         self._spawn(self._reap(member))
         if self.redis_url is not None and not self.echo and member.session is None:
-            member.joined = True
             try:
-                broker = await self._plain_broker()
-                await broker.join(room)
+                await self._plain.subscribe(member, self.redis_url, self.redis_prefix)
             except RelayError as exc:
                 self._remove(member)
                 logger.info("! %s refused %s: HTTP 503 %s", peer, room, exc)
                 return conn.respond(503, f"The relay cannot reach Redis: {exc}\n")
         return None
-
-    async def _plain_broker(self) -> RedisBroker:
-        """The pub/sub link of the plain rooms, opened with the first plain member."""
-        if self._broker_started is None:
-            self._broker_started = started = asyncio.get_running_loop().create_future()
-            from ._redis import RedisBroker
-
-            assert self.redis_url is not None
-            broker = RedisBroker(
-                self.redis_url,
-                prefix=self.redis_prefix,
-                deliver=self._deliver_remote,
-                on_failure=self._on_broker_failure,
-            )
-            try:
-                await broker.start()
-            except RelayError as exc:
-                self._broker_started = None
-                started.set_exception(exc)
-                started.exception()  # retrieved: raised below for each waiter
-                raise
-            self._broker = broker
-            started.set_result(None)
-        await asyncio.shield(self._broker_started)
-        assert self._broker is not None
-        return self._broker
 
     # Connections.
 
@@ -655,22 +630,7 @@ class Relay:
         if self.echo:
             self._delivery.enqueue(member, item)
             return
-        room = self._rooms.get(member.room)
-        if room is not None:
-            for other in tuple(room):
-                if other is not member:
-                    self._delivery.enqueue(other, item)
-        if self._broker is not None:
-            await self._broker.publish(member.room, item.data, item.text)
-
-    def _deliver_remote(self, room: str, data: bytes, text: bool) -> None:
-        """Called by the broker, in order, for messages of other processes."""
-        members = self._rooms.get(room)
-        if not members:
-            return
-        item = _Message(data, text)
-        for member in tuple(members):
-            self._delivery.enqueue(member, item)
+        await self._plain.say(member, item)
 
     async def _reap(self, member: _Member) -> None:
         await member.conn.wait_closed()
@@ -690,14 +650,7 @@ class Relay:
             self._placement.forget(session)
         if member.address:
             self._gate.release(member.address)
-        room = self._rooms.get(member.room)
-        if room is not None and member in room:
-            del room[member]
-            if not room:
-                del self._rooms[member.room]
-        if member.joined and self._broker is not None:
-            member.joined = False
-            self._broker.leave(member.room)
+        self._plain.remove(member)
         if member.opened:
             conn = member.conn
             code = conn.close_code
