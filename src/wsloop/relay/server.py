@@ -47,7 +47,7 @@ from .._version import __version__
 from . import _monitor
 from ._conn import DEFAULT_MAX_FRAGMENTS, RelayConnection, connection_class
 from ._delivery import SLOW_CONSUMER_CODE, Delivery
-from ._errors import RelayError
+from ._errors import RelayError, RelayStateError
 from ._guard import LOOPBACK, Handshake, RateLimit, networks, shared_secret
 from ._handshake import Gate, subprotocol
 from ._match import Placement
@@ -72,6 +72,7 @@ __all__ = [
     "DEFAULT_PORT",
     "Relay",
     "RelayError",
+    "RelayStateError",
     "RelayStats",
 ]
 
@@ -329,9 +330,10 @@ class Relay:
 
         Raises:
             RelayError: the port is taken, or Redis cannot be reached.
+            RelayStateError: this relay was already started.
         """
         if self._server is not None:
-            raise RuntimeError("this relay was already started")
+            raise RelayStateError("this relay was already started")
         self._closed = asyncio.Event()
         if self.redis_url is not None and not self.echo:
             # The rooms of the room protocol live in Redis (and ride out a
@@ -421,9 +423,13 @@ class Relay:
         closed.set()
 
     async def wait_closed(self) -> None:
-        """Wait until the relay has stopped, by :meth:`stop` or by a failure."""
+        """Wait until the relay has stopped, by :meth:`stop` or by a failure.
+
+        Raises:
+            RelayStateError: the relay was never started.
+        """
         if self._closed is None:
-            raise RuntimeError("the relay was not started")
+            raise RelayStateError("the relay was not started")
         await self._closed.wait()
 
     async def serve_forever(self) -> None:
