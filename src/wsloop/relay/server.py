@@ -30,6 +30,28 @@ quick match, a room in Redis or in this process) and reaches it through a
 link (``_match.py``); :class:`~wsloop.relay.RelayThread`
 and :func:`~wsloop.relay.serve` run a relay on a thread of its own
 (``_thread.py``).
+
+The parts
+---------
+``server.py`` puts the others together; none of them imports it but
+``_thread.py``: what a part needs of the relay is a ``Protocol`` of its own,
+so the imports form no cycle (``tests/test_layout.py``).
+
+* ``server.py``: :class:`Relay`: its options and life cycle, a member's
+  registration at the handshake, its reading loop and its leaving.
+* ``_handshake.py`` (the ``Gate``), ``_guard.py`` (auth, per-address and rate
+  limits), ``_monitor.py`` (the HTTP pages), ``_conn.py`` (the connection
+  class): from the TCP connection to the ``101``.
+* ``_delivery.py``: send queues, writers, slow consumers, closing a member.
+* ``_plain.py``: the plain rooms, and their Redis pub/sub link (``_redis.py``).
+* ``_match.py``: where a room-protocol connection goes (``Placement``), its
+  link, quick match; ``_session.py`` reads its protocol, ``rooms.py`` (the
+  room core) and ``game.py`` (game rooms) are its rooms in this process.
+* ``_redis_rooms.py`` (the ``RoomStore``: calls, the tail, leases),
+  ``_redis_session.py`` (a connection with its room in Redis) and
+  ``_redis_lua.py`` (the scripts): room-protocol rooms kept in Redis.
+* ``_thread.py`` (a relay on a thread), ``_parts.py`` (a member, a message,
+  the counters), ``_errors.py`` (the exceptions).
 """
 
 from __future__ import annotations
