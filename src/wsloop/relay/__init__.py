@@ -21,7 +21,14 @@ from ._guard import Handshake, Refuse
 from ._thread import RelayThread, serve
 from .game import GameRoom, JoinRefused
 from .rooms import ROOM_PROTOCOL, RoomConfig, RoomCore, Seat
-from .server import DEFAULT_MAX_SIZE, DEFAULT_PORT, Relay, RelayError, RelayStats
+from .server import (
+    DEFAULT_MAX_SIZE,
+    DEFAULT_PORT,
+    Relay,
+    RelayError,
+    RelayStateError,
+    RelayStats,
+)
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -33,6 +40,7 @@ __all__ = [
     "Refuse",
     "Relay",
     "RelayError",
+    "RelayStateError",
     "RelayStats",
     "RelayThread",
     "RoomConfig",

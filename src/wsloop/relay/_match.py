@@ -1,4 +1,13 @@
-"""How a room-protocol connection of the relay meets its room: the link and quick match.
+"""How a room-protocol connection of the relay meets its room: placement, links, quick match.
+
+:class:`Placement` decides, at the handshake, which room a ``wsloop.room.v1``
+connection goes to and gives it its session: a game room (which lives in
+this process, Redis or not; on a quick-match path, the first room of the
+class with a free seat, or a new one), else the room of its path, kept in
+Redis when the relay has a Redis link (``_redis_rooms``) or in this process
+(a :class:`~wsloop.relay.rooms.RoomCore`). It holds the rooms alive in this
+process and drops each when it empties, or when a connection leaves without
+ever joining it.
 
 A :class:`_MemberLink` is one relay member as a room core sees it (a
 :class:`~wsloop.relay.rooms.Link`): ``push`` appends to the member's send
@@ -8,7 +17,7 @@ the relay placed the connection in a room at the handshake; a ``resume``
 may name a seat in another room of the same class, and the session moves
 there before the resume is handled.
 
-Both call back into the relay through :class:`Host`, spelled out here so
+They call back into the relay through :class:`Host`, spelled out here so
 that this module needs nothing of ``server.py``, which imports it.
 """
 
@@ -21,12 +30,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._parts import _Member, _Message
 from ._session import RoomSession
-from .game import _GameCore
+from .game import GameRoom, Games, _GameCore
+from .rooms import RoomCore
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine, Mapping
+    from collections.abc import Coroutine
 
-    from .rooms import RoomConfig, RoomCore
+    from ._delivery import Delivery
+    from ._redis_rooms import RoomStore
+    from .rooms import RoomConfig
 
 __all__: list[str] = []
 
@@ -35,14 +47,100 @@ class Host(Protocol):
     """What a link needs of the relay that holds it (a :class:`~wsloop.relay.Relay`)."""
 
     close_timeout: float
+    rooms: RoomConfig
+    games: Games
     _resumes: int
+    _handler_errors: int
 
     @property
-    def _cores(self) -> Mapping[str, RoomCore]: ...
-    def _enqueue(self, member: _Member, item: _Message) -> None: ...
+    def _delivery(self) -> Delivery: ...
+    @property
+    def _room_store(self) -> RoomStore | None: ...
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
-    async def _close_member(self, member: _Member, code: int, reason: str) -> None: ...
-    def _unplace(self, link: _MemberLink) -> None: ...
+
+
+class Placement:
+    """The room each room-protocol connection goes to, and the rooms of this process."""
+
+    def __init__(self, relay: Host) -> None:
+        self.relay = relay
+        self.cores: dict[str, RoomCore] = {}
+        """The rooms alive in this process, by URL path."""
+
+    def session(self, member: _Member) -> RoomSession:
+        """The session of a new room-protocol connection, in the room it goes to."""
+        relay = self.relay
+        link = _MemberLink(relay, member)
+        game = relay.games.match(member.room)
+        if game is not None:  # a game room lives in this process, Redis or not
+            cls, quick = game
+            name = member.room
+            if quick:
+                name, _ = Games.quick_match(self.cores, member.room, cls)
+            core = self.core(name, cls)
+            if quick:
+                assert isinstance(core, _GameCore)
+                core.pending += 1
+                link.placed = core
+                return _MatchSession(link, core, relay.rooms, self)
+            return RoomSession(link, core, relay.rooms)
+        store = relay._room_store
+        if store is not None:
+            return store.session(link, member.room)
+        return RoomSession(link, self.core(member.room, None), relay.rooms)
+
+    def core(self, name: str, cls: type[GameRoom] | None) -> RoomCore:
+        """The room ``name`` of this process, made (of ``cls``, if a game) if need be."""
+        core = self.cores.get(name)
+        if core is None:
+            loop = asyncio.get_running_loop()
+            config = self.relay.rooms
+            if cls is None:
+                core = RoomCore(name, config, loop, on_empty=self.drop)
+            else:
+                core = _GameCore(
+                    name,
+                    config,
+                    loop,
+                    cls,
+                    on_empty=self.drop,
+                    on_error=self._game_error,
+                )
+            self.cores[name] = core
+        return core
+
+    def _game_error(self) -> None:
+        self.relay._handler_errors += 1
+
+    def drop(self, core: RoomCore) -> None:
+        """Forget and close a room (it emptied, or nobody ever joined it)."""
+        if self.cores.get(core.name) is core:
+            del self.cores[core.name]
+            core.close()
+
+    def unplace(self, link: _MemberLink) -> None:
+        """A quick-match connection leaves the room it was placed in without joining."""
+        core, link.placed = link.placed, None
+        if core is not None:
+            core.pending -= 1
+            if not core.seats and core.pending <= 0:
+                self.drop(core)
+
+    def forget(self, session: RoomSession) -> None:
+        """A room-protocol connection is gone: drop a room it leaves with nobody in it."""
+        link = session.link
+        if isinstance(link, _MemberLink) and link.placed is not None:
+            self.unplace(link)
+        core: RoomCore | None = session._core  # None: a room kept in Redis
+        idle = core is not None and not core.seats and not getattr(core, "pending", 0)
+        if idle and core is not None and self.cores.get(core.name) is core:
+            self.drop(core)  # nobody ever joined it
+
+    def close(self) -> None:
+        """The relay stopped: close every room of this process."""
+        for core in list(self.cores.values()):
+            core.close()
+        self.cores.clear()
 
 
 class _MemberLink:
@@ -66,7 +164,7 @@ class _MemberLink:
         self.relay._resumes += 1
 
     def push(self, data: bytes, text: bool) -> None:
-        self.relay._enqueue(self.member, _Message(data, text))
+        self.relay._delivery.enqueue(self.member, _Message(data, text))
 
     def shut(self, code: int, reason: str) -> None:
         member = self.member
@@ -81,7 +179,7 @@ class _MemberLink:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.relay.close_timeout):
                     await member.idle.wait()
-        await self.relay._close_member(member, code, reason)
+        await self.relay._delivery.close_member(member, code, reason)
 
 
 class _MatchSession(RoomSession):
@@ -93,9 +191,11 @@ class _MatchSession(RoomSession):
 
     link: _MemberLink
 
-    def __init__(self, link: _MemberLink, core: RoomCore, config: RoomConfig, relay: Host) -> None:
+    def __init__(
+        self, link: _MemberLink, core: RoomCore, config: RoomConfig, placement: Placement
+    ) -> None:
         super().__init__(link, core, config)
-        self.relay = relay
+        self.placement = placement
 
     def handle(self, message: str | bytes) -> None:
         link = self.link
@@ -103,7 +203,7 @@ class _MatchSession(RoomSession):
         if placed is not None and isinstance(message, str):
             home = self._home(placed, message)
             if home is not None and home is not placed:
-                self.relay._unplace(link)
+                self.placement.unplace(link)
                 self._core = home
         super().handle(message)
         if link.placed is not None and self.seat is not None:
@@ -123,7 +223,7 @@ class _MatchSession(RoomSession):
         token = obj.get("token")
         if not isinstance(token, str):
             return None
-        for core in self.relay._cores.values():
+        for core in self.placement.cores.values():
             if (
                 isinstance(core, _GameCore)
                 and core.room_class is placed.room_class

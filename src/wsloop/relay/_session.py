@@ -13,7 +13,7 @@ it (4003). What such a connection still sends, until its close completes,
 is ignored: it must not speak, or ``leave``, for a seat that is no longer
 its own (found by the ``rooms`` fuzz target: the replaced connection's
 ``leave`` removed the seat from under the newer connection). The Redis
-session forgets the seat the same way (``_redis_rooms``, ``lost``).
+session forgets the seat the same way (``_redis_session``, ``lost``).
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ class RoomSession:
             self._do_detach(seat)
 
     # What the room does: the room core of this process here; a subclass
-    # (``_redis_rooms``) does it through Redis instead.
+    # (``_redis_session``) does it through Redis instead.
 
     @property
     def core(self) -> RoomCore:

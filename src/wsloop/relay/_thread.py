@@ -13,7 +13,7 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._errors import RelayError
+from ._errors import RelayError, RelayStateError
 from .server import Relay
 
 if TYPE_CHECKING:
@@ -60,10 +60,15 @@ class RelayThread:
         return self.call(lambda: self.relay.stats)
 
     def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn()`` on the relay's loop and return its result."""
+        """Run ``fn()`` on the relay's loop and return its result.
+
+        Raises:
+            RelayStateError: the relay is not running (not started yet, or
+                it could not start).
+        """
         loop = self._loop
         if loop is None:
-            raise RuntimeError("the relay is not running")
+            raise RelayStateError("the relay is not running")
 
         async def run() -> T:
             return fn()
@@ -75,9 +80,10 @@ class RelayThread:
 
         Raises:
             RelayError: the relay could not start.
+            RelayStateError: this relay thread was already started.
         """
         if self._thread is not None:
-            raise RuntimeError("this relay thread was already started")
+            raise RelayStateError("this relay thread was already started")
         self._thread = threading.Thread(target=self._run, name="wsloop-relay", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):

@@ -8,18 +8,13 @@ the subprotocol and checked the Origin, before the ``101`` is sent): the
 connection limit is enforced there and the client becomes a *member* of the
 room named by its path. Registering before the ``101`` leaves no gap in which
 a message for the room could miss a client that already sees its connection
-open; with Redis, the room's channel is subscribed there too.
+open; with Redis, the room's channel is subscribed there too (the plain
+rooms: ``_plain.py``).
 
-Each member has a bounded send queue (a message count and a byte count) and
-one writer task that drains it into the connection, started the first time
-something has to wait there. Relaying a message never waits for a receiver:
-a member with nothing waiting and room in its socket buffer gets the frame
-written at once (built once for all of them), any other has it appended to
-its queue. A member
-whose queue would overflow is a slow consumer: its queue is dropped and it is
-closed with 1008; if it does not even read the close frame within
-``close_timeout``, its TCP connection is aborted. Memory per member is thus
-bounded by the queue limits plus the ``websockets`` write buffer.
+Relaying a message never waits for a receiver: each member has a bounded
+send queue and, once something has to wait there, a writer task; a member
+whose queue would overflow is a slow consumer, closed with 1008
+(``_delivery.py``).
 
 A member leaves its room when its TCP connection is gone, whatever the path
 that led there (``_reap``), which is also where the disconnect is logged.
@@ -30,10 +25,33 @@ answers the plain-HTTP pages (``/healthz``, ``/metrics``, ``/status``:
 what the limits refuse (``_handshake.py``); each message read passes the
 sender's rate limit first (``_guard.py``).
 
-A member that speaks the room protocol reaches its room through a link
-(``_match.py``, which also holds quick match); :class:`~wsloop.relay.RelayThread`
+A member that speaks the room protocol is placed in its room (a game room,
+quick match, a room in Redis or in this process) and reaches it through a
+link (``_match.py``); :class:`~wsloop.relay.RelayThread`
 and :func:`~wsloop.relay.serve` run a relay on a thread of its own
 (``_thread.py``).
+
+The parts
+---------
+``server.py`` puts the others together; none of them imports it but
+``_thread.py``: what a part needs of the relay is a ``Protocol`` of its own,
+so the imports form no cycle (``tests/test_layout.py``).
+
+* ``server.py``: :class:`Relay`: its options and life cycle, a member's
+  registration at the handshake, its reading loop and its leaving.
+* ``_handshake.py`` (the ``Gate``), ``_guard.py`` (auth, per-address and rate
+  limits), ``_monitor.py`` (the HTTP pages), ``_conn.py`` (the connection
+  class): from the TCP connection to the ``101``.
+* ``_delivery.py``: send queues, writers, slow consumers, closing a member.
+* ``_plain.py``: the plain rooms, and their Redis pub/sub link (``_redis.py``).
+* ``_match.py``: where a room-protocol connection goes (``Placement``), its
+  link, quick match; ``_session.py`` reads its protocol, ``rooms.py`` (the
+  room core) and ``game.py`` (game rooms) are its rooms in this process.
+* ``_redis_rooms.py`` (the ``RoomStore``: calls, the tail, leases),
+  ``_redis_session.py`` (a connection with its room in Redis) and
+  ``_redis_lua.py`` (the scripts): room-protocol rooms kept in Redis.
+* ``_thread.py`` (a relay on a thread), ``_parts.py`` (a member, a message,
+  the counters), ``_errors.py`` (the exceptions).
 """
 
 from __future__ import annotations
@@ -46,19 +64,18 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve as _ws_serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
-from websockets.protocol import OPEN
 
 from .._version import __version__
 from . import _monitor
 from ._conn import DEFAULT_MAX_FRAGMENTS, RelayConnection, connection_class
-from ._errors import RelayError
+from ._delivery import SLOW_CONSUMER_CODE, Delivery
+from ._errors import RelayError, RelayStateError
 from ._guard import LOOPBACK, Handshake, RateLimit, networks, shared_secret
 from ._handshake import Gate, subprotocol
-from ._match import _MatchSession, _MemberLink
+from ._match import Placement
 from ._parts import RelayStats, _Member, _Message, _peer, _room_of
-from ._session import RoomSession
-from .game import GameRoom, Games, _GameCore
+from ._plain import PlainRooms
+from .game import GameRoom, Games
 from .rooms import ROOM_PROTOCOL, RoomConfig, RoomCore
 
 if TYPE_CHECKING:
@@ -68,7 +85,6 @@ if TYPE_CHECKING:
 
     from websockets.http11 import Request, Response
 
-    from ._redis import RedisBroker
     from ._redis_rooms import RedisRoom, RoomStore
 
 __all__ = [
@@ -78,6 +94,7 @@ __all__ = [
     "DEFAULT_PORT",
     "Relay",
     "RelayError",
+    "RelayStateError",
     "RelayStats",
 ]
 
@@ -95,8 +112,6 @@ DEFAULT_MAX_SIZE = 2**20
 DEFAULT_OPEN_TIMEOUT = 10.0
 """Seconds a client is given to complete its opening handshake."""
 
-SLOW_CONSUMER_CODE = 1008
-"""The close code for a client that does not read fast enough (policy violation)."""
 SHUTDOWN_CODE = 1001
 """The close code sent to every client when the relay shuts down (going away)."""
 RATE_LIMIT_CODE = 1008
@@ -285,34 +300,23 @@ class Relay:
         self._sampler: asyncio.Task[None] | None = None
         self._started = time.monotonic()
         self._bytes_in = 0
-        self._bytes_out = 0
         self._rate_limited = 0
         self._handler_errors = 0
         self._resumes = 0
-        self._cores: dict[str, RoomCore] = {}
+        self._placement = Placement(self)
         self.failure: str | None = None
         """Why the relay stopped by itself (its Redis link failed), else ``None``."""
         self._server: Server | None = None
-        self._broker: RedisBroker | None = None
-        self._broker_started: asyncio.Future[None] | None = None
         self._room_store: RoomStore | None = None
         self._members: dict[ServerConnection, _Member] = {}
-        self._rooms: dict[str, dict[_Member, None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._closed: asyncio.Event | None = None
         self._messages_in = 0
-        self._messages_out = 0
-        self._slow_consumers = 0
-        self._peak_queued = 0
         self._handler_set = False
         self._accept_warned = -ACCEPT_WARNING_EVERY
-        # The last frame built for _write_now, and the payload it was built from.
-        self._frame = b""
-        self._frame_data: bytes | None = None
-        self._frame_text = True
-        self._queued = False
-        """A message went into a send queue since the last reader yielded."""
+        self._delivery = Delivery(self, self._spawn)
+        self._plain = PlainRooms(self._delivery, self._on_broker_failure)
 
     # Life cycle.
 
@@ -348,14 +352,15 @@ class Relay:
 
         Raises:
             RelayError: the port is taken, or Redis cannot be reached.
+            RelayStateError: this relay was already started.
         """
         if self._server is not None:
-            raise RuntimeError("this relay was already started")
+            raise RelayStateError("this relay was already started")
         self._closed = asyncio.Event()
         if self.redis_url is not None and not self.echo:
             # The rooms of the room protocol live in Redis (and ride out a
             # blip); the pub/sub link of the plain rooms opens with the first
-            # plain member (see _plain_broker).
+            # plain member (see _plain.py).
             from ._redis_rooms import RoomStore
 
             store = RoomStore(self.redis_url, prefix=self.redis_prefix, config=self.rooms)
@@ -419,7 +424,7 @@ class Relay:
         server.close(close_connections=False)
         members = list(self._members.values())
         if members:
-            await asyncio.gather(*(self._close_member(m, code, reason) for m in members))
+            await asyncio.gather(*(self._delivery.close_member(m, code, reason) for m in members))
         await server.wait_closed()
         # The reapers finish at once now that every connection is closed.
         current = asyncio.current_task()
@@ -430,22 +435,23 @@ class Relay:
                 task.cancel()
             if stragglers:
                 await asyncio.gather(*stragglers, return_exceptions=True)
-        if self._broker is not None:
-            await self._broker.stop()
+        await self._plain.stop()
         if self._room_store is not None:
             await self._room_store.stop()
-        for core in list(self._cores.values()):
-            core.close()
-        self._cores.clear()
+        self._placement.close()
         if self._handler_set:
             asyncio.get_running_loop().set_exception_handler(None)
             self._handler_set = False
         closed.set()
 
     async def wait_closed(self) -> None:
-        """Wait until the relay has stopped, by :meth:`stop` or by a failure."""
+        """Wait until the relay has stopped, by :meth:`stop` or by a failure.
+
+        Raises:
+            RelayStateError: the relay was never started.
+        """
         if self._closed is None:
-            raise RuntimeError("the relay was not started")
+            raise RelayStateError("the relay was not started")
         await self._closed.wait()
 
     async def serve_forever(self) -> None:
@@ -494,21 +500,31 @@ class Relay:
             connections=len(members),
             rooms=len(self._rooms),
             messages_in=self._messages_in,
-            messages_out=self._messages_out,
-            slow_consumers=self._slow_consumers,
+            messages_out=self._delivery.messages_out,
+            slow_consumers=self._delivery.slow_consumers,
             queued_bytes=sum(m.queued_bytes for m in members),
-            peak_queued_bytes=self._peak_queued,
+            peak_queued_bytes=self._delivery.peak_queued,
             bytes_in=self._bytes_in,
-            bytes_out=self._bytes_out,
+            bytes_out=self._delivery.bytes_out,
             rate_limited=self._rate_limited,
             refused=self._gate.refused,
             handler_errors=self._handler_errors,
             resumes=self._resumes,
         )
 
+    @property
+    def _rooms(self) -> dict[str, dict[_Member, None]]:
+        """The plain rooms of this process and their members (``_plain.py``)."""
+        return self._plain.rooms
+
+    @property
+    def _cores(self) -> dict[str, RoomCore]:
+        """The room-protocol rooms of this process (``_match.Placement``)."""
+        return self._placement.cores
+
     def room_size(self, room: str) -> int:
         """How many members the room has in this process."""
-        return len(self._rooms.get(room, ()))
+        return self._plain.size(room)
 
     def room(self, name: str) -> RoomCore | RedisRoom | None:
         """The room-protocol room of a URL path, if it has members (online or in grace).
@@ -519,59 +535,6 @@ class Relay:
         if self._room_store is not None:
             return self._room_store.rooms.get(name)
         return self._cores.get(name)
-
-    def _session(self, member: _Member) -> RoomSession:
-        link = _MemberLink(self, member)
-        game = self.games.match(member.room)
-        if game is not None:  # a game room lives in this process, Redis or not
-            cls, quick = game
-            name = member.room
-            if quick:
-                name, _ = Games.quick_match(self._cores, member.room, cls)
-            core = self._core(name, cls)
-            if quick:
-                assert isinstance(core, _GameCore)
-                core.pending += 1
-                link.placed = core
-                return _MatchSession(link, core, self.rooms, self)
-            return RoomSession(link, core, self.rooms)
-        if self._room_store is not None:
-            return self._room_store.session(link, member.room)
-        return RoomSession(link, self._core(member.room, None), self.rooms)
-
-    def _core(self, name: str, cls: type[GameRoom] | None) -> RoomCore:
-        core = self._cores.get(name)
-        if core is None:
-            loop = asyncio.get_running_loop()
-            if cls is None:
-                core = RoomCore(name, self.rooms, loop, on_empty=self._drop_core)
-            else:
-                core = _GameCore(
-                    name,
-                    self.rooms,
-                    loop,
-                    cls,
-                    on_empty=self._drop_core,
-                    on_error=self._game_error,
-                )
-            self._cores[name] = core
-        return core
-
-    def _game_error(self) -> None:
-        self._handler_errors += 1
-
-    def _drop_core(self, core: RoomCore) -> None:
-        if self._cores.get(core.name) is core:
-            del self._cores[core.name]
-            core.close()
-
-    def _unplace(self, link: _MemberLink) -> None:
-        """A quick-match connection leaves the room it was placed in without joining."""
-        core, link.placed = link.placed, None
-        if core is not None:
-            core.pending -= 1
-            if not core.seats and core.pending <= 0:
-                self._drop_core(core)
 
     # The handshake (the refusals: _handshake.py).
 
@@ -607,53 +570,25 @@ class Relay:
             member.limit = RateLimit(self.rate_messages, self.rate_bytes, self.max_size)
         self._members[conn] = member
         if isinstance(conn, RelayConnection):
-            conn.on_unread_answers = lambda: self._kick(
+            conn.on_unread_answers = lambda: self._delivery.kick(
                 member,
                 SLOW_CONSUMER_CODE,
                 "too slow: the client does not read the answers to its pings",
                 why="does not read its pongs",
             )
         if response.headers.get("Sec-WebSocket-Protocol") == ROOM_PROTOCOL:
-            member.session = self._session(member)
+            member.session = self._placement.session(member)
         elif not self.echo:
-            self._rooms.setdefault(room, {})[member] = None
+            self._plain.add(member)
         self._spawn(self._reap(member))
         if self.redis_url is not None and not self.echo and member.session is None:
-            member.joined = True
             try:
-                broker = await self._plain_broker()
-                await broker.join(room)
+                await self._plain.subscribe(member, self.redis_url, self.redis_prefix)
             except RelayError as exc:
                 self._remove(member)
                 logger.info("! %s refused %s: HTTP 503 %s", peer, room, exc)
                 return conn.respond(503, f"The relay cannot reach Redis: {exc}\n")
         return None
-
-    async def _plain_broker(self) -> RedisBroker:
-        """The pub/sub link of the plain rooms, opened with the first plain member."""
-        if self._broker_started is None:
-            self._broker_started = started = asyncio.get_running_loop().create_future()
-            from ._redis import RedisBroker
-
-            assert self.redis_url is not None
-            broker = RedisBroker(
-                self.redis_url,
-                prefix=self.redis_prefix,
-                deliver=self._deliver_remote,
-                on_failure=self._on_broker_failure,
-            )
-            try:
-                await broker.start()
-            except RelayError as exc:
-                self._broker_started = None
-                started.set_exception(exc)
-                started.exception()  # retrieved: raised below for each waiter
-                raise
-            self._broker = broker
-            started.set_result(None)
-        await asyncio.shield(self._broker_started)
-        assert self._broker is not None
-        return self._broker
 
     # Connections.
 
@@ -673,8 +608,9 @@ class Relay:
             len(self._members),
         )
         if member.queue:  # queued between the handshake and now
-            self._start_writer(member)
+            self._delivery.start_writer(member)
         limit = member.limit
+        delivery = self._delivery
         try:
             async for message in conn:
                 size = len(message)
@@ -685,7 +621,7 @@ class Relay:
                         self._rate_limited += 1
                         member.why = "rate limited"
                         logger.info("! %s in %s: %s", member.peer, member.room, why)
-                        await self._close_rate_limited(member, why)
+                        await delivery.close_rate_limited(member, RATE_LIMIT_CODE, why)
                         break
                 if member.session is not None:
                     member.rcvd += 1
@@ -696,8 +632,8 @@ class Relay:
                 # Let the writers run: a burst read in one go must not fill
                 # the queues of clients that are merely waiting for their turn.
                 # Not needed when every copy went straight into its socket.
-                if self._queued:
-                    self._queued = False
+                if delivery.queued:
+                    delivery.queued = False
                     await asyncio.sleep(0)
         except ConnectionClosed:
             pass
@@ -712,29 +648,6 @@ class Relay:
                 with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                     await writer
 
-    def _start_writer(self, member: _Member) -> None:
-        """The member's writer task, started the first time something waits in its queue.
-
-        Most messages go straight into the socket (``_write_now``), so an idle
-        member, or one that keeps up, never needs a task of its own.
-        """
-        member.writer = asyncio.get_running_loop().create_task(self._write(member))
-
-    async def _close_rate_limited(self, member: _Member, why: str) -> None:
-        """Close with 1008, dropping what the client sent after the limit meanwhile.
-
-        Its answer to the close frame comes after those messages; left unread,
-        they would stop the reading (the engine's flow control) and the answer
-        with it, so the close would end in an abort at the close timeout.
-        """
-        closing = asyncio.get_running_loop().create_task(
-            self._close_member(member, RATE_LIMIT_CODE, why)
-        )
-        with contextlib.suppress(ConnectionClosed):
-            async for _ in member.conn:
-                pass
-        await closing
-
     async def _on_message(self, member: _Member, message: str | bytes) -> None:
         member.rcvd += 1
         self._messages_in += 1
@@ -743,126 +656,9 @@ class Relay:
         else:
             item = _Message(bytes(message), False)
         if self.echo:
-            self._enqueue(member, item)
+            self._delivery.enqueue(member, item)
             return
-        room = self._rooms.get(member.room)
-        if room is not None:
-            for other in tuple(room):
-                if other is not member:
-                    self._enqueue(other, item)
-        if self._broker is not None:
-            await self._broker.publish(member.room, item.data, item.text)
-
-    def _deliver_remote(self, room: str, data: bytes, text: bool) -> None:
-        """Called by the broker, in order, for messages of other processes."""
-        members = self._rooms.get(room)
-        if not members:
-            return
-        item = _Message(data, text)
-        for member in tuple(members):
-            self._enqueue(member, item)
-
-    def _enqueue(self, member: _Member, item: _Message) -> None:
-        if member.closing:
-            return
-        if not member.queue and not member.writing and self._write_now(member, item):
-            return
-        size = len(item.data)
-        if member.queue and (
-            len(member.queue) >= self.send_queue
-            or member.queued_bytes + size > self.send_queue_bytes
-        ):
-            self._kick(
-                member,
-                SLOW_CONSUMER_CODE,
-                "too slow: the relay's send queue for this client is full",
-            )
-            return
-        member.queue.append(item)
-        self._queued = True
-        if member.writer is None and member.opened:
-            self._start_writer(member)
-        member.queued_bytes += size
-        if member.queued_bytes > self._peak_queued:
-            self._peak_queued = member.queued_bytes
-        member.wakeup.set()
-
-    def _write_now(self, member: _Member, item: _Message) -> bool:
-        """Write a message straight into an idle member's socket; False if it must queue.
-
-        Only when nothing of this member's is waiting (its queue is empty and
-        its writer holds nothing), so the order is kept; only while its
-        transport is below its high-water mark (``paused`` is websockets' flow
-        control), so a slow reader still fills its queue and is closed as a
-        slow consumer. The frame is the same bytes for every member without an
-        extension (server frames are not masked): it is built once per
-        message and reused for all of them, as long as the same payload
-        object is being handed out.
-        """
-        conn = member.conn
-        protocol = conn.protocol
-        if (
-            protocol.state is not OPEN
-            or conn.paused
-            or protocol.extensions
-            or protocol.writes
-            or conn.send_in_progress is not None
-        ):
-            return False
-        data = item.data
-        if data is not self._frame_data or item.text is not self._frame_text:
-            opcode = Opcode.TEXT if item.text else Opcode.BINARY
-            self._frame = Frame(opcode, data).serialize(mask=False, extensions=[])
-            self._frame_data = data
-            self._frame_text = item.text
-        conn.transport.write(self._frame)
-        member.sent += 1
-        self._messages_out += 1
-        self._bytes_out += len(data)
-        return True
-
-    async def _write(self, member: _Member) -> None:
-        conn = member.conn
-        queue = member.queue
-        while not member.closing:
-            if not queue:
-                member.writing = False
-                member.idle.set()
-                member.wakeup.clear()
-                await member.wakeup.wait()
-                continue
-            item = queue.popleft()
-            member.queued_bytes -= len(item.data)
-            member.writing = True
-            await conn.send(item.data, text=item.text)
-            member.writing = False
-            member.sent += 1
-            self._messages_out += 1
-            self._bytes_out += len(item.data)
-
-    def _kick(self, member: _Member, code: int, reason: str, why: str = "") -> None:
-        if member.closing:
-            return
-        member.closing = True
-        member.why = f"slow consumer, closed with {code}" + (f": {why}" if why else "")
-        member.queue.clear()
-        member.queued_bytes = 0
-        member.wakeup.set()
-        self._slow_consumers += 1
-        self._spawn(self._close_member(member, code, reason))
-
-    async def _close_member(self, member: _Member, code: int, reason: str) -> None:
-        member.closing = True
-        member.wakeup.set()
-        conn = member.conn
-        try:
-            async with asyncio.timeout(self.close_timeout):
-                await conn.close(code, reason)
-        except TimeoutError:
-            if not member.why:
-                member.why = "did not answer the close frame"
-            conn.transport.abort()
-            await conn.wait_closed()
+        await self._plain.say(member, item)
 
     async def _reap(self, member: _Member) -> None:
         await member.conn.wait_closed()
@@ -879,23 +675,10 @@ class Relay:
         self._members.pop(member.conn, None)
         session = member.session
         if session is not None:
-            link = session.link
-            if isinstance(link, _MemberLink) and link.placed is not None:
-                self._unplace(link)
-            core: RoomCore | None = session._core  # None: a room kept in Redis
-            idle = core is not None and not core.seats and not getattr(core, "pending", 0)
-            if idle and core is not None and self._cores.get(core.name) is core:
-                self._drop_core(core)  # nobody ever joined it
+            self._placement.forget(session)
         if member.address:
             self._gate.release(member.address)
-        room = self._rooms.get(member.room)
-        if room is not None and member in room:
-            del room[member]
-            if not room:
-                del self._rooms[member.room]
-        if member.joined and self._broker is not None:
-            member.joined = False
-            self._broker.leave(member.room)
+        self._plain.remove(member)
         if member.opened:
             conn = member.conn
             code = conn.close_code
@@ -926,7 +709,7 @@ class Relay:
 
     async def _sample_rates(self) -> None:
         while True:
-            self._rates.sample(self._messages_in, self._messages_out)
+            self._rates.sample(self._messages_in, self._delivery.messages_out)
             await asyncio.sleep(1.0)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
