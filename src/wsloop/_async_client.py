@@ -5,27 +5,26 @@ It has the options, triggers, conditions and expressions of
 
 This module has what the application calls: the options, ``connect()``,
 ``close()``, the waits, ``recv()`` and ``async for``. Behind them, in the
-façade's base class, :mod:`wsloop._async_dispatch` (each connection attempt,
+façade's base classes: :mod:`wsloop._async_dispatch` (each connection attempt,
 the dispatcher task that runs the handlers, backpressure, reconnection,
-waiting; with the theory of operation).
+waiting; with the theory of operation) and :mod:`wsloop._async_channel` (the
+events kept for ``recv()`` and the iterator).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from ._async_dispatch import _AsyncDispatch, _Attempt, _Session, _weight
+from ._async_channel import _AsyncChannel, _EventIterator
+from ._async_dispatch import _Attempt, _Session
 from ._facade import HANDLERS, config_from
 from ._sansio.lifecycle import Lifecycle
 from .drivers.asyncio import AsyncioDriver
 from .drivers.base import DEFAULT_USER_AGENT, AsyncBaseDriver
-from .events import Closed
-from .exceptions import ConcurrencyError, ConnectionClosedError, InvalidState
+from .exceptions import ConnectionClosedError, InvalidState
 from .sansio import DEFAULT_MAX_MESSAGE_SIZE
 
 if TYPE_CHECKING:
@@ -46,7 +45,7 @@ DEFAULT_MAX_BACKLOG = 2**20
 """Bytes of undelivered events above which reading pauses (``max_backlog``)."""
 
 
-class AsyncWebSocket(_AsyncDispatch):
+class AsyncWebSocket(_AsyncChannel):
     """A WebSocket client with triggers, for asyncio programs.
 
     The same object as :class:`~wsloop.WebSocket`, with the I/O on the running
@@ -386,101 +385,3 @@ class AsyncWebSocket(_AsyncDispatch):
     def driver(self) -> AsyncBaseDriver:
         """The driver doing the I/O."""
         return self._driver
-
-    # The channel.
-
-    def _attach(self, att: _Attempt) -> None:
-        """Start keeping events for a reader; replay Opened if it went by."""
-        if att.channel is None:
-            att.channel = deque()
-            att.channel_size = 0
-            if att.opened is not None:
-                att.channel.append(att.opened)
-                att.channel_size = _weight(att.opened)
-
-    def _release(self, att: _Attempt) -> None:
-        """An iterator is gone; drop the channel when nobody reads it any more."""
-        att.readers -= 1
-        if att.readers <= 0 and not att.recv_attached and att.channel is not None:
-            att.channel = None
-            att.channel_size = 0
-            self._flow(att)
-            self._changed()
-
-    async def _take(self, att: _Attempt) -> Event | None:
-        """The next event of the channel; ``None`` when there will be none."""
-        if self._receiving:
-            raise ConcurrencyError("another task is already waiting for the next event")
-        self._receiving = True
-        try:
-            await self._wait_for(lambda: bool(att.channel) or att.channel is None or att.done)
-        finally:
-            self._receiving = False
-        channel = att.channel
-        if not channel:
-            return None
-        event = channel.popleft()
-        att.channel_size -= _weight(event)
-        if type(event) is Closed:
-            att.consumed = True
-            att.channel = None
-            att.channel_size = 0
-        self._flow(att)
-        return event
-
-
-class _EventIterator:
-    """What ``async for event in ws`` iterates; keeps the channel while it lives."""
-
-    def __init__(self, ws: AsyncWebSocket, att: _Attempt | None) -> None:
-        self._ws = ws
-        self._att = att
-        self._finished = att is None or att.consumed or (att.done and att.channel is None)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        if att is not None and not self._finished:
-            ws._attach(att)
-            att.readers += 1
-            try:
-                self._loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self._loop = None
-
-    def __aiter__(self) -> _EventIterator:
-        return self
-
-    async def __anext__(self) -> Event:
-        att = self._att
-        if self._finished or att is None:
-            raise StopAsyncIteration
-        ws = self._ws
-        ws._raise_handler_error()
-        if ws._in_dispatcher(att):
-            raise InvalidState("iterating from an event handler would wait forever")
-        event = await ws._take(att)
-        if event is None or type(event) is Closed:
-            self._finish()
-        if event is None:
-            raise StopAsyncIteration
-        return event
-
-    async def aclose(self) -> None:
-        """Stop iterating: events are no longer kept for this iterator."""
-        self._finish()
-
-    def _finish(self) -> None:
-        if not self._finished:
-            self._finished = True
-            att = self._att
-            if att is not None:
-                self._ws._release(att)
-
-    def __del__(self) -> None:
-        if not self._finished:
-            # Left by a break or an exception: release the channel from the
-            # loop, not from wherever the garbage collector runs.
-            self._finished = True
-            loop = self._loop
-            att = self._att
-            if loop is not None and att is not None and not loop.is_closed():
-                with contextlib.suppress(RuntimeError):  # the loop is shutting down
-                    loop.call_soon(self._ws._release, att)

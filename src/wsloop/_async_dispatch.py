@@ -4,8 +4,8 @@ The façade (:mod:`wsloop._async_client`) has what the application calls;
 :class:`_AsyncDispatch`, a base class of the façade, has what runs between
 the driver and the handlers: the state of each connection attempt, the
 dispatcher task, backpressure, reconnection, and the waiting that every
-awaited call does. The channel that ``recv()`` and ``async for`` read stays
-in the façade's module.
+awaited call does. The channel that ``recv()`` and ``async for`` read is in
+:mod:`wsloop._async_channel`.
 
 Theory of operation
 -------------------
