@@ -658,7 +658,9 @@ class Relay:
         if self.echo:
             self._delivery.enqueue(member, item)
             return
-        await self._plain.say(member, item)
+        publication = self._plain.say(member, item)
+        if publication is not None:
+            await publication
 
     async def _reap(self, member: _Member) -> None:
         await member.conn.wait_closed()
