@@ -31,7 +31,10 @@ The Construct 3 WebSocket plugin, made Pythonic: conditions
 #       threading, select, selectors, time (no clock: the driver passes the
 #       time in) nor wsloop.drivers.
 # drivers/: base.py (the contract), poll.py, thread.py (on poll.py),
-#     asyncio.py, browser.py (the browser's WebSocket, no core); what poll
+#     asyncio.py, browser.py (the browser's WebSocket, no core: BrowserDriver
+#     and the options it refuses; _browser_events.py, what JavaScript calls
+#     back: listeners, deadlines, the one end of a connection; _js.py, the
+#     Pyodide and pygbag runtimes); what poll
 #     and asyncio share: _attempt.py (the plan of a connection attempt: its
 #     phases, the host each reaches, each failure's error), _timers.py (the
 #     connect, close and keepalive deadlines and what each expiry does),
@@ -40,12 +43,19 @@ The Construct 3 WebSocket plugin, made Pythonic: conditions
 #     (addresses, sockets, error texts), _tls.py (the TLS context cache).
 #     They own sockets, threads, loops and clocks; they import the core and
 #     the leaves, never a façade.
-# The façades: _client.py (WebSocket), _async_client.py (AsyncWebSocket),
+# The façades: _client.py (WebSocket), _async_client.py (AsyncWebSocket:
+#     what the application calls; its base classes _async_dispatch.py, the
+#     attempts, the dispatcher, backpressure, retries, waiting, and
+#     _async_channel.py, the events kept for recv() and async for),
 #     _facade.py (the options and triggers both share), room.py (Room). They
 #     own the handlers; they import the drivers, the core and the leaves.
-# relay/: the server, on the websockets server (relay/__init__.py lists its
-#     parts). * Its modules form no import cycle. Imports wsloop only for
-#     _version and one engine helper (_engine).
+# relay/: the server, on the websockets server. server.py (Relay) puts
+#     together the parts its docstring lists: _handshake/_guard/_monitor (up
+#     to the 101), _delivery (send queues), _plain (plain rooms), _match (room
+#     placement), rooms/_session (the room protocol), game (GameRoom),
+#     _redis_rooms/_redis_session/_redis (rooms in Redis). * Its modules form
+#     no import cycle. Imports wsloop only for _version and one engine helper
+#     (_engine).
 # cli/ (the wsloop command) and testing/ (servers, fakes, the driver battery) sit
 #     on top and may import anything.
 #
