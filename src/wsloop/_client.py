@@ -300,7 +300,7 @@ class WebSocket(FacadeBase):
         object.__setattr__(self, "_dispatching", True)
         try:
             while events:
-                self._dispatch(events.popleft())
+                self._dispatch(events.pop(0))
                 count += 1
         finally:
             object.__setattr__(self, "_dispatching", False)

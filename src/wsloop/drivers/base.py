@@ -25,7 +25,6 @@ accepted, and ``buffered_amount`` says how much waits for the network.
 from __future__ import annotations
 
 import abc
-import collections
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -86,8 +85,12 @@ class BaseDriver(abc.ABC):
     def __init__(self, config: Config) -> None:
         self.config = config
         """The options this driver was made with."""
-        self.events: collections.deque[Event] = collections.deque()
-        """Events waiting to be dispatched, oldest first."""
+        self.events: list[Event] = []
+        """Events waiting to be dispatched, oldest first.
+
+        A list, not a deque: an empty deque costs 0.7 KiB on every idle
+        connection. The façade takes them with ``pop(0)``, one call, which is
+        as safe as ``append()``/``extend()`` from another thread."""
 
     @property
     @abc.abstractmethod
