@@ -46,7 +46,6 @@ from ..exceptions import (
 from ..sansio import State
 
 if TYPE_CHECKING:
-    import collections
     from collections.abc import Callable
 
     from .._url import URL
@@ -100,7 +99,7 @@ class _ConnectionEvents:
     """
 
     config: Config
-    events: collections.deque[Event]
+    events: list[Event]
     _deliver: Callable[[list[Event]], None] | None
     _wake: Callable[[], None] | None
     _reading_paused: bool
