@@ -96,6 +96,12 @@ T = TypeVar("T")
 _READ_CHUNK = 256 * 1024
 _MAX_READ_PER_POLL = 2**20
 """Bytes read in one step at most: the rest waits for the next poll() (the frame budget)."""
+_FEED_SLICE = 16 * 1024
+"""Bytes of a read given to the session at a time while they make many events."""
+_FEW_EVENTS = 64
+"""After the first slice, fewer events than this: the rest of the read goes at once."""
+_EVENTS_PER_STEP = 1024
+"""Events made in one step at most (the frame budget): the rest of the bytes waits."""
 _HAS_POLL = hasattr(select, "poll")
 _RESOLVE_SLICE = 0.005
 _PONG_BACKLOG = 64 * 1024
@@ -127,6 +133,8 @@ class PollDriver(ConnectSteps, BaseDriver):
         self._out_size = 0
         self._eof_pending = False
         self._more_to_read = False
+        self._held: memoryview | None = None
+        """Bytes read but not given to the session yet (see :meth:`_feed`)."""
         self._poller: Any = None
         self._wake_sock: socket.socket | None = None
         self._wake_fd = -1
@@ -487,34 +495,77 @@ class PollDriver(ConnectSteps, BaseDriver):
         self._more_to_read = False
         total = 0
         while True:
-            try:
-                data = sock.recv(_READ_CHUNK)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
-                break
-            except ssl.SSLWantWriteError:
-                break
-            except OSError as exc:
-                self._lost(exc)
-                return
-            if not data:
-                session.receive_eof()
-                self._teardown()
-                self._collect()
-                return
-            session.coalesce_pongs = self._out_size > _PONG_BACKLOG
-            session.receive_data(data)
-            self._flush_session()
+            data: bytes | memoryview | None = self._held
+            if data is not None:
+                self._held = None
+            else:
+                try:
+                    data = sock.recv(_READ_CHUNK)
+                except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+                    break
+                except ssl.SSLWantWriteError:
+                    break
+                except OSError as exc:
+                    self._lost(exc)
+                    return
+                if not data:
+                    session.receive_eof()
+                    self._teardown()
+                    self._collect()
+                    return
+                total += len(data)
+            rest = self._feed(session, data)
             if session.state is State.CLOSED:
                 self._teardown()
                 self._collect()
                 return
-            total += len(data)
-            if total >= _MAX_READ_PER_POLL or self._inbound_full():
+            if rest is not None:
+                self._held = rest
+                self._more_to_read = True
+                break
+            if (
+                total >= _MAX_READ_PER_POLL
+                or len(self.events) >= _EVENTS_PER_STEP
+                or self._inbound_full()
+            ):
                 self._more_to_read = True
                 break
             if len(data) < _READ_CHUNK and not isinstance(sock, ssl.SSLSocket):
                 break  # drained: no recv() that fails with EAGAIN
         self._collect()
+
+    def _feed(self, session: Session, data: bytes | memoryview) -> memoryview | None:
+        """Give ``data`` to the session; return what must wait for the next step.
+
+        A read of small messages (a flood of thousands) would become
+        thousands of events in one ``poll()``: past the first
+        :data:`_FEED_SLICE` bytes, the rest goes in slices, and what is left
+        once :data:`_EVENTS_PER_STEP` events (or ``max_queue``) are waiting is
+        held for the next step. A read that carries part of a large message
+        makes few events and goes in two calls.
+        """
+        size = len(data)
+        # Above this backlog only the latest ping is answered.
+        session.coalesce_pongs = self._out_size > _PONG_BACKLOG
+        if size <= _FEED_SLICE:
+            session.receive_data(data)
+            self._flush_session()
+            return None
+        view = memoryview(data)  # slices of it: recv() returned bytes, never changed
+        before = len(self.events)
+        pos = 0
+        while pos < size:
+            few = pos and len(self.events) - before < _FEW_EVENTS
+            end = size if few else pos + _FEED_SLICE
+            session.coalesce_pongs = self._out_size > _PONG_BACKLOG
+            session.receive_data(view[pos:end])
+            self._flush_session()
+            pos = end
+            if session.state is State.CLOSED:
+                return None
+            if pos < size and (len(self.events) >= _EVENTS_PER_STEP or self._inbound_full()):
+                return view[pos:]
+        return None
 
     def _take(self, session: Session) -> None:
         """Move what the session has to send into the write buffer."""
@@ -666,6 +717,7 @@ class PollDriver(ConnectSteps, BaseDriver):
         self._out.clear()
         self._out_size = 0
         self._more_to_read = False
+        self._held = None
         self._handshake = None
         self._proxy_out.clear()
         self._attempt = None
