@@ -161,6 +161,34 @@ def test_mixed_messages_in_bursts_come_back_intact(
     close_cleanly(client)
 
 
+@pytest.mark.parametrize("compression", [None, "deflate"])
+def test_long_non_ascii_texts_come_back_intact(
+    make_client: MakeClient, echo_server: EchoServer, compression: str | None
+) -> None:
+    # Several MiB each, encoded a slice of characters at a time as they are
+    # sent (issue 12): 2-, 3- and 4-byte characters fall on every slice
+    # boundary, and the server rebuilds the message from the fragments.
+    texts = [
+        "é" * (3 * MiB),  # 6 MiB in UTF-8, one script: the count is exact
+        ("aé✓🎮é✓🎮" * MiB)[: 5 * MiB // 2 + 3],  # runs of 7: every width ends a slice
+        "x" * (MiB // 2) + "漢字" * MiB,  # ASCII first, then 3-byte characters
+        text_pool() * 6,  # random 1- to 4-byte characters, 1.5 Mi of them
+    ]
+    client = make_client(
+        compression=compression, max_message_size=None, max_buffered_amount=256 * MiB
+    )
+    tally = Tally(client)
+    client.connect(echo_server.url(unique_path("quiet")))
+    opened = client.wait_open()
+    assert opened.extensions == (() if compression is None else ("permessage-deflate",))
+    for text in texts:
+        send(client, text)
+    client.pump(lambda: len(tally) >= len(texts), what="the echoes of the long texts")
+    assert_same([digest(text) for text in texts], tally.digests)
+    assert client.ws.buffered_amount == 0
+    close_cleanly(client)
+
+
 def test_no_deadlock_when_both_directions_are_full(
     adapter: DriverAdapter, make_client: MakeClient, echo_server: EchoServer
 ) -> None:

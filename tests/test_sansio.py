@@ -1079,17 +1079,87 @@ def test_a_long_ascii_text_is_encoded_slice_by_slice(compression: str | None) ->
     assert messages(frames) == [(TEXT, text.encode())]
 
 
-def test_a_long_non_ascii_text_is_encoded_at_once_and_sent_in_slices() -> None:
-    pair = open_pair(compression=None)
-    text = "é✓🎮" * (SEND_SLICE // 4)
-    encoded = text.encode()
+# Characters of 1, 2, 3 and 4 bytes in UTF-8, in a run of 7 that no slice
+# length divides: slice boundaries fall after each kind in turn.
+MIXED = "aé✓🎮é✓🎮"
+
+
+@pytest.mark.parametrize("compression", ["deflate", None])
+def test_a_long_non_ascii_text_is_encoded_slice_by_slice(compression: str | None) -> None:
+    pair = open_pair(compression=compression, max_message_size=None)
+    step = _slice(compression)
+    text = (MIXED * (3 * step // len(MIXED)))[: 3 * step + 5]
     assert pair.session.send_text(text)
-    assert pair.session.unsent == len(encoded)  # exact: it is encoded already
-    frames = pair.all_frames_to_server()
-    assert len(frames) > 1
-    assert messages(frames) == [(TEXT, encoded)]
+    assert pair.session.sending
+    frames = []
+    while pair.session.sending:
+        got = pair.frames_to_server()
+        assert len(got) == 1  # one slice per call, the first one included
+        assert len(got[0].data) <= step
+        frames += got
+    assert len(frames) > 3
+    assert [(f.opcode, f.fin) for f in frames] == [(TEXT, False)] + [(CONT, False)] * (
+        len(frames) - 2
+    ) + [(CONT, True)]
+    # Each fragment ends on a character boundary, and together they are the text.
+    assert "".join(f.data.decode() for f in frames) == text
+    assert messages(frames) == [(TEXT, text.encode())]
+    assert pair.session.unsent == 0
+
+
+@pytest.mark.parametrize("char", ["é", "✓", "🎮"])
+def test_the_unsent_count_of_a_text_of_one_script_is_exact(char: str) -> None:
+    pair = open_pair(compression=None)
+    text = char * SEND_SLICE
+    assert pair.session.send_text(text)
+    assert pair.session.unsent == len(text.encode())
+    while pair.session.sending:
+        before = pair.session.unsent
+        [sent] = pair.frames_to_server()
+        assert before - pair.session.unsent == len(sent.data)
+    assert pair.session.unsent == 0
+
+
+def test_the_unsent_count_of_a_mixed_text_ends_at_zero() -> None:
+    pair = open_pair(compression=None)
+    text = "x" * (SEND_SLICE // 2) + "🎮" * SEND_SLICE  # the sample sees only ASCII
+    assert pair.session.send_text(text)
+    assert 0 < pair.session.unsent < len(text.encode())  # an estimate until encoded
+    assert messages(pair.all_frames_to_server()) == [(TEXT, text.encode())]
+    assert pair.session.unsent == 0
+
+
+@pytest.mark.parametrize("where", [0, SEND_SLICE // 2, 3 * SEND_SLICE - 1])
+def test_a_lone_surrogate_in_a_long_text_raises_at_send_time(where: int) -> None:
+    pair = open_pair(compression=None)
+    text = "é" * where + "\ud800" + "é" * (3 * SEND_SLICE - where)
+    with pytest.raises(UnicodeEncodeError) as raised:
+        pair.session.send_text(text)
+    with pytest.raises(UnicodeEncodeError) as whole:
+        text.encode()
+    assert raised.value.args == whole.value.args  # the error of encoding it whole, as before
+    assert not pair.session.sending
+    assert pair.session.unsent == 0
+    assert pair.frames_to_server() == []
+    assert pair.session.send_text("still open")
+    assert messages(pair.frames_to_server()) == [(TEXT, b"still open")]
+
+
+def test_a_surrogate_pair_in_a_str_is_refused_like_any_lone_surrogate() -> None:
+    pair = open_pair(compression=None)
     with pytest.raises(UnicodeEncodeError):
-        pair.session.send_text("\ud800" * (SEND_SLICE + 1))  # raised to the caller, as before
+        pair.session.send_text("é" * SEND_SLICE + "\ud83c\udfae")
+    with pytest.raises(UnicodeEncodeError):
+        pair.session.send_text("\udfff")  # short texts: encoded at once, as before
+
+
+def test_a_short_non_ascii_text_goes_out_whole_at_once() -> None:
+    pair = open_pair(compression=None)
+    text = "é" * (SEND_SLICE // 4)  # at most a slice whatever its characters
+    assert pair.session.send_text(text)
+    assert not pair.session.sending
+    [sent] = pair.frames_to_server()
+    assert (sent.opcode, sent.fin, sent.data) == (TEXT, True, text.encode())
 
 
 def test_a_mutable_buffer_changed_after_send_does_not_change_what_is_sent() -> None:

@@ -22,8 +22,10 @@ The Construct 3 WebSocket plugin, made Pythonic: conditions
 #                   (websockets' ClientProtocol); maps its events and errors.
 #     _sansio/      reader.py (the native frame reader and message assembly,
 #                   the hot path: FrameReader, which Session inherits),
-#                   state.py (State, TRANSITIONS), lifecycle.py (what both
-#                   façades decide: sends, outbox, close, retries),
+#                   outgoing.py (a large message cut into fragments, text
+#                   encoded a slice at a time), state.py (State,
+#                   TRANSITIONS), lifecycle.py (what both façades decide:
+#                   sends, outbox, close, retries),
 #                   reconnect.py (the policy), proxy.py (the HTTP CONNECT and
 #                   SOCKS handshakes), keepalive.py, sendlimit.py
 #                   (max_buffered_amount, one warning).
@@ -64,7 +66,8 @@ The Construct 3 WebSocket plugin, made Pythonic: conditions
 #     (events.py) -> WebSocket._dispatch() (_client.py) -> on_text_message.
 # One send out: WebSocket.send_text() (_facade.py, _sansio/lifecycle.py) ->
 #     PollDriver.send_text() -> Session.send_text() -> Session.data_to_send()
-#     -> the socket, written by drivers/poll.py.
+#     (a large one a fragment per call: _sansio/outgoing.py) -> the socket,
+#     written by drivers/poll.py.
 
 from __future__ import annotations
 

@@ -27,13 +27,15 @@ what a client object needs on top of it:
   when it failed the connection, else 1006;
 * bounded sends: a message larger than one slice (:data:`SEND_SLICE`
   bytes, :data:`SEND_SLICE_DEFLATE` with compression) is queued whole and
-  sent as fragments, one slice masked (or compressed) per
-  :meth:`Session.data_to_send` call, so that no single call of the
+  sent as fragments, one slice encoded (for text), masked (or compressed)
+  per :meth:`Session.data_to_send` call, so that no single call of the
   application or of the driver pays for all of it. Messages sent meanwhile
   wait behind it, control frames (pings, pongs) go between its fragments,
   and a close waits until it is sent. Drivers keep calling
   :meth:`Session.data_to_send` while :attr:`Session.sending` is true and
-  the network takes the bytes.
+  the network takes the bytes. How a message is cut, and how a long text
+  is checked for lone surrogates without encoding it, is
+  :mod:`wsloop._sansio.outgoing`.
 
 The states and the changes between them (:class:`State`, :data:`TRANSITIONS`)
 are drawn in :mod:`wsloop._sansio.state`; this module re-exports both.
@@ -46,6 +48,7 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING
 
+from ._sansio.outgoing import MAX_UTF8, Outgoing, check_encodable
 from ._sansio.reader import FrameReader
 from ._sansio.state import TRANSITIONS, State
 from .events import Closed, Error, Event, Opened
@@ -152,13 +155,18 @@ class Session(FrameReader):
         self._error: WebSocketError | None = None
         self._opened = False
         self._init_reader(max_message_size)
-        # Bounded sends: [opcode, payload, sent so far] of each queued message;
+        # Bounded sends: the queued messages (see _sansio/outgoing.py) and
         # the close that waits behind them. Made on the first large message:
         # an empty deque costs 0.7 KiB, on every idle connection.
-        self._outgoing: deque[list[object]] | None = None
+        self._outgoing: deque[Outgoing] | None = None
         self._slice = SEND_SLICE
+        self._text_slice = SEND_SLICE // MAX_UTF8  # longer non-ASCII text is encoded in slices
         self.unsent = 0
-        """Bytes of queued messages not framed yet (a driver adds them to its buffered amount)."""
+        """Bytes of queued messages not framed yet (a driver adds them to its buffered amount).
+
+        Exact for binary and ASCII messages; for other text not encoded yet,
+        an estimate from what was encoded so far, corrected slice by slice.
+        """
         self._close_after: tuple[int, str] | None = None
         self.subprotocol: str | None = None
         """The subprotocol the server selected, once open."""
@@ -314,6 +322,7 @@ class Session(FrameReader):
         self._opened = True
         self._native = engine.reads_natively()
         self._slice = SEND_SLICE_DEFLATE if self.extensions else SEND_SLICE
+        self._text_slice = self._slice // MAX_UTF8
         self._set_state(State.OPEN)
         self._events.append(Opened(self.subprotocol, self.extensions, headers))
 
@@ -354,16 +363,24 @@ class Session(FrameReader):
     def send_text(self, text: str) -> bool:
         """Queue a text message. Returns ``False`` (and sends nothing) unless OPEN.
 
-        An ASCII text longer than a slice is encoded slice by slice as it is
-        sent; any other text is encoded here (so that a lone surrogate
-        raises ``UnicodeEncodeError`` to the caller, and the byte count is
-        exact), then sent in slices if it is long.
+        A text that could take more than a slice in UTF-8 is encoded slice by
+        slice as it is sent (:mod:`wsloop._sansio.outgoing`); a shorter one
+        is encoded here.
+
+        Raises:
+            UnicodeEncodeError: the text holds a lone surrogate (checked here
+                for a long text too, without encoding it).
         """
         if self.state is not State.OPEN:
             return False
-        if len(text) > self._slice and text.isascii():
-            self._queue(_engine.TEXT, text)
-            return True
+        if len(text) > self._text_slice:
+            if not text.isascii():
+                check_encodable(text)
+                self._queue(_engine.TEXT, text)
+                return True
+            if len(text) > self._slice:
+                self._queue(_engine.TEXT, text)
+                return True
         data = text.encode()
         if self._outgoing or len(data) > self._slice:
             self._queue(_engine.TEXT, data)
@@ -394,8 +411,9 @@ class Session(FrameReader):
     def _queue(self, opcode: int, payload: bytes | str) -> None:
         if self._outgoing is None:
             self._outgoing = deque()
-        self._outgoing.append([opcode, payload, 0])
-        self.unsent += len(payload)
+        message = Outgoing(opcode, payload, self._slice)
+        self._outgoing.append(message)
+        self.unsent += message.counted
 
     def _send_slice(self) -> None:
         """Frame the next slice of the first queued message (the engine queues the bytes)."""
@@ -405,21 +423,14 @@ class Session(FrameReader):
             return
         outgoing = self._outgoing
         assert outgoing  # called only while sending
-        entry = outgoing[0]
-        opcode, payload, pos = entry
-        assert isinstance(payload, (bytes, str))
-        assert isinstance(pos, int)
-        end = min(pos + self._slice, len(payload))
-        if isinstance(payload, str):
-            chunk: bytes | memoryview = payload[pos:end].encode("ascii")
-        else:
-            chunk = memoryview(payload)[pos:end]
-        assert isinstance(opcode, int)
+        message = outgoing[0]
+        opcode = _engine.CONT if message.started else message.opcode
+        before = message.counted
+        chunk, last = message.next_fragment()
         with _engine.map_engine_exceptions():
-            engine.send_fragment(opcode if pos == 0 else _engine.CONT, chunk, end == len(payload))
-        self.unsent -= end - pos
-        if end < len(payload):
-            entry[2] = end
+            engine.send_fragment(opcode, chunk, last)
+        self.unsent += message.counted - before
+        if not last:
             return
         outgoing.popleft()
         if not outgoing and self._close_after is not None:
