@@ -12,6 +12,7 @@ the frames to the server of a session that leaves every frame to the engine
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import TYPE_CHECKING
 
@@ -365,3 +366,67 @@ def test_a_large_text_in_small_reads_is_decoded_as_it_arrives() -> None:
     assert len(pair.session._collect_text) > 1  # decoded read by read, not at the end
     pair.session.receive_data(data[-1:])
     assert pair.events() == [TextMessage(text)]
+
+
+# A whole binary message filled in place: the object handed over is made at the header's size.
+
+
+def test_a_large_binary_message_is_filled_in_place_and_handed_over_without_a_copy() -> None:
+    payload = bytes(range(256)) * 16384  # 4 MiB
+    data = frame(BINARY, payload)
+    pair = open_session(True, 8 * 2**20)
+    session = pair.session
+    session.receive_data(data[:100_000])
+    target = session._fill
+    assert type(target) is bytes
+    assert len(target) == len(payload)  # made once, at the size the header announced
+    assert session._collect_parts == []  # the reads are not kept
+    for i in range(100_000, len(data) - 1, 262_144):
+        session.receive_data(memoryview(data)[i : min(i + 262_144, len(data) - 1)])
+        assert session._collect_parts == []
+    assert pair.events() == []
+    session.receive_data(data[-1:] + frame(BINARY, b"next"))
+    events = pair.events()
+    assert events == [BinaryMessage(payload), BinaryMessage(b"next")]
+    assert events[0].data is target  # the completing read copied only its own bytes
+    assert session._fill is None
+    assert session._fill_view is None
+
+
+def test_without_the_in_place_fill_the_reads_are_joined(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("wsloop._sansio.reader._new_bytes", None)
+    payload = bytes(range(256)) * 1024
+    data = frame(BINARY, payload)
+    pair = open_session(True, None)
+    pair.session.receive_data(data[:70_000])
+    assert pair.session._fill is None
+    assert len(pair.session._collect_parts) == 1
+    pair.session.receive_data(data[70_000:])
+    assert pair.events() == [BinaryMessage(payload)]
+
+
+def test_a_header_beyond_the_fill_cap_is_collected_when_there_is_no_limit() -> None:
+    from wsloop._sansio.reader import _FILL_MAX
+
+    pair = open_session(True, None)
+    pair.session.receive_data(frame(BINARY, b"", length=_FILL_MAX + 1) + b"x" * 70_000)
+    assert pair.session._fill is None  # a header alone reserves nothing beyond the cap
+    assert pair.session._collect_need == _FILL_MAX + 1 - 70_000
+
+
+@pytest.mark.parametrize("fill", [True, False])
+def test_leaving_in_the_middle_of_a_filled_frame_hands_the_engine_what_arrived(
+    fill: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not fill:
+        monkeypatch.setattr("wsloop._sansio.reader._new_bytes", None)
+    payload = os.urandom(300_000)
+    data = frame(BINARY, payload) + frame(0x8, close_payload(1000))
+    pair = open_session(True, None)
+    for i in range(0, 150_000, 50_000):
+        pair.session.receive_data(data[i : i + 50_000])
+    assert (pair.session._fill is not None) is fill
+    pair.session.send_close(4000, "bye")  # the engine reads from here on
+    pair.session.receive_data(data[150_000:])
+    pair.session.receive_eof()
+    assert pair.events() == [BinaryMessage(payload), Closed(1000, "", True)]

@@ -43,7 +43,7 @@ every frame. So:
 from __future__ import annotations
 
 import codecs
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..events import BinaryMessage, TextMessage
 from .state import State
@@ -56,6 +56,55 @@ __all__ = ["FrameReader"]
 
 _COLLECT_MIN = 64 * 1024
 """Frames at least this large are collected read by read, not buffered."""
+
+_FILL_MAX = 64 * 2**20
+"""The largest message filled in place when ``max_message_size`` is ``None``.
+
+The object is made at the size the frame header announces, before the bytes
+arrive: with no limit, a larger announced frame is collected and joined
+instead, so that a header alone never reserves more than this.
+"""
+
+
+def _bytes_maker() -> Any:
+    """CPython's ``PyBytes_FromStringAndSize(NULL, n)`` and a writable view of it, or ``None``.
+
+    The C API makes a ``bytes`` object whose contents are to be filled by its
+    maker before anyone else sees it (as ``bytes.join`` does). The reader
+    fills it through a writable memoryview of its storage
+    (``PyMemoryView_FromMemory``), released before the object is handed
+    over; until then only the reader holds it.
+    """
+    try:
+        import ctypes
+        import sys
+
+        if sys.implementation.name != "cpython":
+            return None
+        api = ctypes.pythonapi
+        make = api.PyBytes_FromStringAndSize
+        make.restype = ctypes.py_object
+        make.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+        storage = api.PyBytes_AsString
+        storage.restype = ctypes.c_void_p
+        storage.argtypes = (ctypes.py_object,)
+        over = api.PyMemoryView_FromMemory
+        over.restype = ctypes.py_object
+        over.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int)
+    except (ImportError, AttributeError, OSError):  # pragma: no cover - no ctypes or C API
+        return None
+    pybuf_write = 0x200
+
+    def new_bytes(size: int) -> tuple[bytes, memoryview]:
+        # size >= _COLLECT_MIN: never the shared empty or one-byte objects.
+        obj: bytes = make(None, size)
+        return obj, over(storage(obj), size, pybuf_write)
+
+    return new_bytes
+
+
+_new_bytes = _bytes_maker()
+"""``size -> (bytes, writable view of it)``, or ``None`` where it cannot be made."""
 
 
 class FrameReader:
@@ -93,6 +142,11 @@ class FrameReader:
         self._collect_header = b""
         self._collect_parts: list[bytes | memoryview] = []
         self._collect_need = 0
+        # A whole binary message filled in place instead: the object handed
+        # over, a writable view of it, and how much of it is filled.
+        self._fill: bytes | None = None
+        self._fill_view: memoryview | None = None
+        self._fill_pos = 0
         # A whole text message being collected is decoded read by read, so
         # that the read completing it pays only for joining the text.
         self._collect_decoder: codecs.BufferedIncrementalDecoder | None = None
@@ -183,12 +237,17 @@ class FrameReader:
                         # the buffer: they are joined once when complete.
                         self._collect_b0 = b0
                         self._collect_header = bytes(view[pos:head])
+                        self._collect_need = end - size
+                        if b0 == 0x82 and self._start_fill(
+                            length, memoryview(data) if mv is None else mv, head, size
+                        ):
+                            pos = size
+                            break
                         # data itself is immutable, kept without a copy; the buffer is reused.
                         first: bytes | memoryview = (
                             memoryview(data)[head:size] if mv is None else bytes(mv[head:size])
                         )
                         self._collect_parts = [first]
-                        self._collect_need = end - size
                         pos = size
                         if b0 == 0x81 and not self._start_collecting_text(first):
                             break
@@ -240,9 +299,38 @@ class FrameReader:
         if handed_control:
             engine.flush_pong()
 
+    def _start_fill(self, length: int, src: memoryview, head: int, size: int) -> bool:
+        """Start filling a whole binary message in place, with ``src[head:size]`` first."""
+        limit = self._max_size
+        if _new_bytes is None or length > (_FILL_MAX if limit is None else limit):
+            return False
+        try:
+            self._fill, into = _new_bytes(length)
+        except MemoryError:  # pragma: no cover - an address space that refuses it
+            return False
+        self._fill_view = into
+        into[: size - head] = src[head:size]
+        self._fill_pos = size - head
+        return True
+
     def _collect(self, data: bytes | memoryview) -> bytes | memoryview:
         """Take the next part of a large frame from ``data``; return what follows it."""
         need = self._collect_need
+        into = self._fill_view
+        if into is not None:
+            pos = self._fill_pos
+            if len(data) < need:
+                into[pos : pos + len(data)] = data
+                self._fill_pos = pos + len(data)
+                self._collect_need = need - len(data)
+                return b""
+            mv = data if type(data) is memoryview else memoryview(data)
+            into[pos:] = mv[:need]
+            message = self._fill
+            assert message is not None
+            self._end_collect()  # releases the view: nothing can change the message now
+            self._events.append(BinaryMessage(message))
+            return mv[need:]
         decoder = self._collect_decoder
         if len(data) < need:
             self._collect_parts.append(data)
@@ -288,6 +376,17 @@ class FrameReader:
         self._collect_need = 0
         self._collect_header = b""
         self._collect_decoder = None
+        if self._fill_view is not None:
+            self._fill_view.release()
+            self._fill_view = None
+        self._fill = None
+        self._fill_pos = 0
+
+    def _collected(self) -> bytes:
+        """The bytes of the large frame collected so far, its header first."""
+        if self._fill_view is not None:
+            return self._collect_header + self._fill_view[: self._fill_pos]
+        return self._collect_header + b"".join(self._collect_parts)
 
     def _data_frame(self, b0: int, chunk: bytes | bytearray | memoryview) -> bool:
         """Take one complete data frame, read natively or by the engine.
@@ -352,7 +451,7 @@ class FrameReader:
         if not self._native:
             return
         self._native = False
-        rest = self._collect_header + b"".join(self._collect_parts) + self._rbuf
+        rest = self._collected() + self._rbuf
         self._end_collect()
         self._collect_text = []
         self._rbuf.clear()
