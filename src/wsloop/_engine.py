@@ -17,7 +17,7 @@ Adjustments, each with its reason:
   relay's server protocol makes the same adjustment through
   :func:`close_ends_fragmented_message`.
 * **Data frames may be parsed by the caller.** While the connection is open
-  and no extension is in use, :class:`wsloop.sansio.Session` reads plain
+  and no extension but permessage-deflate is in use, :class:`wsloop.sansio.Session` reads plain
   data frames itself and feeds the engine the rest from a frame boundary
   (:meth:`Engine.feed`), so the engine still decides every control frame
   and every protocol error.
@@ -418,13 +418,54 @@ class Engine:
     def reads_natively(self) -> bool:
         """True when the caller may parse data frames itself from now on.
 
-        The connection is open, no extension transforms frames, and frame
-        debug logging is off. The caller then hands the engine every control
-        frame and anything it does not accept, from a frame boundary, with
-        :meth:`feed`.
+        The connection is open, no extension transforms frames but
+        permessage-deflate (see :meth:`inflater`), and frame debug logging
+        is off. The caller then hands the engine every control frame and
+        anything it does not accept, from a frame boundary, with :meth:`feed`.
         """
         proto = self._proto
-        return proto.state is _EngineState.OPEN and not proto.extensions and not proto.debug
+        if proto.state is not _EngineState.OPEN or proto.debug:
+            return False
+        return not proto.extensions or self._deflate() is not None
+
+    def _deflate(self) -> _LazyPerMessageDeflate | None:
+        extensions = self._proto.extensions
+        if len(extensions) == 1 and type(extensions[0]) is _LazyPerMessageDeflate:
+            return extensions[0]
+        return None
+
+    def inflater(self) -> Any:
+        """The decompressor of the next compressed message, or ``None`` without deflate.
+
+        With context takeover it is the one the engine uses too (made on
+        first use, see :class:`_LazyPerMessageDeflate`), so that the engine
+        reads on with the same context once the caller gives it the reading
+        back; without, a fresh one (RFC 7692 7.2.2), sized by the
+        negotiated window bits.
+        """
+        ext = self._deflate()
+        if ext is None:
+            return None
+        if ext.remote_no_context_takeover:
+            return zlib.decompressobj(wbits=-ext.remote_max_window_bits)
+        return ext.decoder
+
+    def fail_inflate(self, too_big: bool) -> None:
+        """Fail as the engine does when inflating a message read by the caller fails.
+
+        ``too_big``: the message inflates past ``max_message_size`` (1009);
+        else the compressed data is invalid (1002).
+        """
+        proto = self._proto
+        exc: Exception
+        if too_big:
+            exc = _wsexc.PayloadTooBig(None, proto.max_message_size)
+            exc.set_current_size(proto.current_size)
+            proto.fail(1009, str(exc))
+        else:
+            exc = _wsexc.ProtocolError("decompression failed")
+            proto.fail(1002, str(exc))
+        proto.parser_exc = exc
 
     def receive_eof(self) -> None:
         self._proto.receive_eof()

@@ -313,6 +313,8 @@ class Session(FrameReader):
         self.extensions = engine.extension_names
         self._opened = True
         self._native = engine.reads_natively()
+        if self._native and self.extensions:
+            self._inflater = engine.inflater  # permessage-deflate, read natively too
         self._slice = SEND_SLICE_DEFLATE if self.extensions else SEND_SLICE
         self._set_state(State.OPEN)
         self._events.append(Opened(self.subprotocol, self.extensions, headers))

@@ -43,12 +43,15 @@ every frame. So:
 from __future__ import annotations
 
 import codecs
+import zlib
 from typing import TYPE_CHECKING, Any
 
 from ..events import BinaryMessage, TextMessage
 from .state import State
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .. import _engine
     from ..events import Event
 
@@ -56,6 +59,9 @@ __all__ = ["FrameReader"]
 
 _COLLECT_MIN = 64 * 1024
 """Frames at least this large are collected read by read, not buffered."""
+
+_EMPTY_BLOCK = b"\x00\x00\xff\xff"
+"""RFC 7692 7.2.2: the tail the sender removed from each compressed message."""
 
 _FILL_MAX = 64 * 2**20
 """The largest message filled in place when ``max_message_size`` is ``None``.
@@ -151,6 +157,8 @@ class FrameReader:
         # that the read completing it pays only for joining the text.
         self._collect_decoder: codecs.BufferedIncrementalDecoder | None = None
         self._collect_text: list[str] = []
+        # permessage-deflate: the engine's decompressor getter, once open with it.
+        self._inflater: Callable[[], Any] | None = None
 
     def _reads_natively(self) -> bool:
         return self._native
@@ -206,8 +214,15 @@ class FrameReader:
             # What the engine refuses from the first two bytes, it is given at
             # once; what it refuses later, it is given too: it waits for the
             # rest of the frame itself, so errors come exactly when it says.
-            if b1 & 0x80 or b0 & 0x70 or 2 < opcode < 8 or opcode > 10:
-                odd = True  # a masked frame, reserved bits, a reserved opcode
+            if b1 & 0x80 or 2 < opcode < 8 or opcode > 10:
+                odd = True  # a masked frame, a reserved opcode
+                break
+            if b0 & 0x70 and (
+                b0 & 0x70 != 0x40 or self._inflater is None or b0 & 0x8F not in (0x81, 0x82)
+            ):
+                # Reserved bits, or a compressed frame read here only when it
+                # is a whole message: the engine reads a compressed fragment.
+                odd = True
                 break
             length = b1 & 0x7F
             head = pos + 2
@@ -394,6 +409,8 @@ class FrameReader:
         ``b0`` is the frame's first byte (FIN and opcode). Returns False when
         the frame failed the connection (invalid UTF-8).
         """
+        if b0 & 0x40:  # RSV1: a whole compressed message read natively
+            return self._inflate(b0 & 0x8F, chunk)
         opcode = b0 & 0x0F
         events = self._events
         if b0 & 0x80:  # FIN
@@ -432,6 +449,39 @@ class FrameReader:
             self._fragmented_text = False
             self._assembly += chunk
         return True
+
+    def _inflate(self, b0: int, data: bytes | bytearray | memoryview) -> bool:
+        """Inflate a whole compressed message (RFC 7692 7.2.2) and take it as a frame.
+
+        The same checks as the engine's: output is bounded by
+        ``max_message_size`` (a deflate bomb stops there, 1009) and invalid
+        compressed data fails the connection (1002).
+        """
+        inflater = self._inflater
+        assert inflater is not None
+        decoder = inflater()
+        limit = self._max_size
+        try:
+            out = decoder.decompress(data, limit or 0)
+            if decoder.unconsumed_tail:
+                return self._fail_inflate(True)
+            if limit is not None and len(out) == limit:
+                # Full: anything more the final empty block yields is too much.
+                if decoder.decompress(_EMPTY_BLOCK, 1):
+                    return self._fail_inflate(True)
+            else:
+                tail = decoder.decompress(_EMPTY_BLOCK, 0 if limit is None else limit - len(out))
+                if tail:  # pragma: no cover - zlib emits what it decodes at once
+                    out += tail
+        except zlib.error:
+            return self._fail_inflate(False)
+        return self._data_frame(b0, out)
+
+    def _fail_inflate(self, too_big: bool) -> bool:
+        self._native = False
+        self._engine.fail_inflate(too_big)
+        self._process([])
+        return False
 
     def _decode_part(self, data: bytes | bytearray | memoryview, final: bool) -> bool:
         decoder = self._text_decoder
