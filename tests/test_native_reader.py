@@ -12,6 +12,7 @@ the frames to the server of a session that leaves every frame to the engine
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import TYPE_CHECKING
 
@@ -365,3 +366,146 @@ def test_a_large_text_in_small_reads_is_decoded_as_it_arrives() -> None:
     assert len(pair.session._collect_text) > 1  # decoded read by read, not at the end
     pair.session.receive_data(data[-1:])
     assert pair.events() == [TextMessage(text)]
+
+
+# A whole binary message filled in place: the object handed over is made at the header's size.
+
+
+def test_a_large_binary_message_is_filled_in_place_and_handed_over_without_a_copy() -> None:
+    payload = bytes(range(256)) * 16384  # 4 MiB
+    data = frame(BINARY, payload)
+    pair = open_session(True, 8 * 2**20)
+    session = pair.session
+    session.receive_data(data[:100_000])
+    target = session._fill
+    assert type(target) is bytes
+    assert len(target) == len(payload)  # made once, at the size the header announced
+    assert session._collect_parts == []  # the reads are not kept
+    for i in range(100_000, len(data) - 1, 262_144):
+        session.receive_data(memoryview(data)[i : min(i + 262_144, len(data) - 1)])
+        assert session._collect_parts == []
+    assert pair.events() == []
+    session.receive_data(data[-1:] + frame(BINARY, b"next"))
+    events = pair.events()
+    assert events == [BinaryMessage(payload), BinaryMessage(b"next")]
+    assert events[0].data is target  # the completing read copied only its own bytes
+    assert session._fill is None
+    assert session._fill_view is None
+
+
+def test_without_the_in_place_fill_the_reads_are_joined(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("wsloop._sansio.reader._new_bytes", None)
+    payload = bytes(range(256)) * 1024
+    data = frame(BINARY, payload)
+    pair = open_session(True, None)
+    pair.session.receive_data(data[:70_000])
+    assert pair.session._fill is None
+    assert len(pair.session._collect_parts) == 1
+    pair.session.receive_data(data[70_000:])
+    assert pair.events() == [BinaryMessage(payload)]
+
+
+def test_a_header_beyond_the_fill_cap_is_collected_when_there_is_no_limit() -> None:
+    from wsloop._sansio.reader import _FILL_MAX
+
+    pair = open_session(True, None)
+    pair.session.receive_data(frame(BINARY, b"", length=_FILL_MAX + 1) + b"x" * 70_000)
+    assert pair.session._fill is None  # a header alone reserves nothing beyond the cap
+    assert pair.session._collect_need == _FILL_MAX + 1 - 70_000
+
+
+@pytest.mark.parametrize("fill", [True, False])
+def test_leaving_in_the_middle_of_a_filled_frame_hands_the_engine_what_arrived(
+    fill: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not fill:
+        monkeypatch.setattr("wsloop._sansio.reader._new_bytes", None)
+    payload = os.urandom(300_000)
+    data = frame(BINARY, payload) + frame(0x8, close_payload(1000))
+    pair = open_session(True, None)
+    for i in range(0, 150_000, 50_000):
+        pair.session.receive_data(data[i : i + 50_000])
+    assert (pair.session._fill is not None) is fill
+    pair.session.send_close(4000, "bye")  # the engine reads from here on
+    pair.session.receive_data(data[150_000:])
+    pair.session.receive_eof()
+    assert pair.events() == [BinaryMessage(payload), Closed(1000, "", True)]
+
+
+# permessage-deflate: whole compressed messages are read natively too.
+
+
+def deflate_session(native: bool, max_message_size: int | None, **server_options: bool) -> Pair:
+    from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+    from websockets.server import ServerProtocol
+
+    pair = Pair(track=False, max_message_size=max_message_size)
+    pair.server = ServerProtocol(
+        extensions=[ServerPerMessageDeflateFactory(**server_options)], max_size=None
+    )
+    pair.open()
+    assert pair.session.extensions == ("permessage-deflate",)
+    assert pair.session._native  # compressed frames no longer keep the engine reading
+    pair.session._native = native
+    return pair
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"server_no_context_takeover": True}, {"server_max_window_bits": 9}]
+)
+def test_compressed_messages_read_natively_as_the_engine_reads_them(
+    options: dict[str, bool],
+) -> None:
+    texts = ["état de la partie " * 50 + str(i) for i in range(3)]
+    blob = os.urandom(100_000) + b"\x00" * 100_000  # a large frame, collected
+    sessions = []
+    for native in (True, False):
+        pair = deflate_session(native, None, **options)
+        server = pair.server
+        for text in texts:
+            server.send_text(text.encode())  # later messages refer back to earlier ones
+        server.send_binary(blob)
+        server.send_text(b"frag-", fin=False)  # fragmented: the engine reads from here on
+        server.send_continuation(b"ment", fin=True)
+        server.send_text(texts[0].encode())
+        data = b"".join(server.data_to_send())
+        for i in range(0, len(data), 4096):
+            pair.session.receive_data(data[i : i + 4096])
+        sessions.append(pair.events())
+    expected = [TextMessage(t) for t in texts] + [BinaryMessage(blob)]
+    expected += [TextMessage("frag-ment"), TextMessage(texts[0])]
+    assert sessions[0] == sessions[1] == expected
+
+
+def test_a_deflate_bomb_stops_at_max_message_size_with_1009() -> None:
+    from websockets.frames import Frame
+
+    limit = 2**20
+    for native in (True, False):
+        pair = deflate_session(native, limit)
+        pair.server.send_binary(b"\x00" * (64 * 2**20))  # 64 MiB inflate from ~64 KiB
+        data = b"".join(pair.server.data_to_send())
+        assert len(data) < 100_000
+        pair.session.receive_data(data)
+        events = pair.events()
+        assert [type(e) for e in events] == [Error], native
+        assert f"max_message_size={limit}" in events[0].message  # type: ignore[union-attr]
+        [close] = [f for f in pair.frames_to_server() if isinstance(f, Frame)]
+        assert close.data[:2] == (1009).to_bytes(2, "big")
+
+
+def test_a_message_that_inflates_to_exactly_the_limit_passes() -> None:
+    for extra, ok in ((0, True), (1, False)):
+        pair = deflate_session(True, 1000)
+        pair.server.send_binary(b"a" * (1000 + extra))
+        pair.server_to_client()
+        events = pair.events()
+        assert (events == [BinaryMessage(b"a" * 1000)]) is ok, events
+
+
+def test_invalid_compressed_data_read_natively_fails_with_1002() -> None:
+    pair = deflate_session(True, None)
+    events = pair.feed(frame(BINARY, b"\xff\xff\xff\xff", rsv=4))
+    assert [type(e) for e in events] == [Error]
+    assert "decompression failed" in events[0].message  # type: ignore[union-attr]
+    assert pair.session.state is State.CLOSING

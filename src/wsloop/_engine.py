@@ -17,10 +17,14 @@ Adjustments, each with its reason:
   relay's server protocol makes the same adjustment through
   :func:`close_ends_fragmented_message`.
 * **Data frames may be parsed by the caller.** While the connection is open
-  and no extension is in use, :class:`wsloop.sansio.Session` reads plain
+  and no extension but permessage-deflate is in use, :class:`wsloop.sansio.Session` reads plain
   data frames itself and feeds the engine the rest from a frame boundary
   (:meth:`Engine.feed`), so the engine still decides every control frame
   and every protocol error.
+* **permessage-deflate makes its zlib objects on first use.** websockets
+  makes a compressor and a decompressor (about 46 KiB) as soon as the
+  extension is negotiated, on every connection, idle or not;
+  :class:`_LazyPerMessageDeflate` makes each when the first message needs it.
 * **One pong per batch of received bytes while the send buffer is backed
   up.** websockets queues a pong for every ping; a server that pings without
   reading would grow the send buffer without bound. RFC 6455 5.5.3 lets an
@@ -32,12 +36,16 @@ from __future__ import annotations
 import logging
 import secrets
 import struct
+import zlib
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from websockets import exceptions as _wsexc
 from websockets.client import ClientProtocol
-from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    PerMessageDeflate,
+)
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import Protocol, State as _EngineState
@@ -220,12 +228,67 @@ def _describe_parser_failure(exc: BaseException, limit: int | None) -> exc_.WebS
     return new
 
 
+class _LazyPerMessageDeflate(PerMessageDeflate):
+    """websockets' permessage-deflate, its zlib objects made when first used.
+
+    The parent makes ``decoder`` and ``encoder`` in ``__init__`` unless the
+    context is reset for every message (and then at the start of each
+    message). Here ``__init__`` makes neither and :meth:`__getattr__`, which
+    runs only while the attribute is missing, makes each on first use, with
+    the parameters the parent would have used: an idle connection holds no
+    zlib state.
+    """
+
+    def __init__(
+        self,
+        remote_no_context_takeover: bool,
+        local_no_context_takeover: bool,
+        remote_max_window_bits: int,
+        local_max_window_bits: int,
+        compress_settings: dict[Any, Any] | None = None,
+    ) -> None:
+        # As if the context were reset per message, so that nothing is made
+        # (the parent still checks the parameters), then the real settings.
+        super().__init__(
+            True, True, remote_max_window_bits, local_max_window_bits, compress_settings
+        )
+        self.remote_no_context_takeover = remote_no_context_takeover
+        self.local_no_context_takeover = local_no_context_takeover
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "decoder":
+            self.decoder = zlib.decompressobj(wbits=-self.remote_max_window_bits)
+            return self.decoder
+        if name == "encoder":
+            self.encoder = zlib.compressobj(
+                wbits=-self.local_max_window_bits, **self.compress_settings
+            )
+            return self.encoder
+        raise AttributeError(name)
+
+
+class _LazyClientPerMessageDeflateFactory(ClientPerMessageDeflateFactory):
+    """The client offer of permessage-deflate, accepted as :class:`_LazyPerMessageDeflate`."""
+
+    def process_response_params(
+        self, params: Sequence[tuple[str, str | None]], accepted_extensions: Sequence[Any]
+    ) -> PerMessageDeflate:
+        ext = super().process_response_params(params, accepted_extensions)
+        return _LazyPerMessageDeflate(
+            ext.remote_no_context_takeover,
+            ext.local_no_context_takeover,
+            ext.remote_max_window_bits,
+            ext.local_max_window_bits,
+            ext.compress_settings,
+        )
+
+
 def _extensions(compression: str | None) -> list[ClientExtensionFactory] | None:
     if compression is None:
         return None
     if compression == "deflate":
         # The offer browsers make: permessage-deflate; client_max_window_bits.
-        return [ClientPerMessageDeflateFactory(compress_settings={"memLevel": 5})]
+        return [_LazyClientPerMessageDeflateFactory(compress_settings={"memLevel": 5})]
     raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
 
 
@@ -355,13 +418,54 @@ class Engine:
     def reads_natively(self) -> bool:
         """True when the caller may parse data frames itself from now on.
 
-        The connection is open, no extension transforms frames, and frame
-        debug logging is off. The caller then hands the engine every control
-        frame and anything it does not accept, from a frame boundary, with
-        :meth:`feed`.
+        The connection is open, no extension transforms frames but
+        permessage-deflate (see :meth:`inflater`), and frame debug logging
+        is off. The caller then hands the engine every control frame and
+        anything it does not accept, from a frame boundary, with :meth:`feed`.
         """
         proto = self._proto
-        return proto.state is _EngineState.OPEN and not proto.extensions and not proto.debug
+        if proto.state is not _EngineState.OPEN or proto.debug:
+            return False
+        return not proto.extensions or self._deflate() is not None
+
+    def _deflate(self) -> _LazyPerMessageDeflate | None:
+        extensions = self._proto.extensions
+        if len(extensions) == 1 and type(extensions[0]) is _LazyPerMessageDeflate:
+            return extensions[0]
+        return None
+
+    def inflater(self) -> Any:
+        """The decompressor of the next compressed message, or ``None`` without deflate.
+
+        With context takeover it is the one the engine uses too (made on
+        first use, see :class:`_LazyPerMessageDeflate`), so that the engine
+        reads on with the same context once the caller gives it the reading
+        back; without, a fresh one (RFC 7692 7.2.2), sized by the
+        negotiated window bits.
+        """
+        ext = self._deflate()
+        if ext is None:
+            return None
+        if ext.remote_no_context_takeover:
+            return zlib.decompressobj(wbits=-ext.remote_max_window_bits)
+        return ext.decoder
+
+    def fail_inflate(self, too_big: bool) -> None:
+        """Fail as the engine does when inflating a message read by the caller fails.
+
+        ``too_big``: the message inflates past ``max_message_size`` (1009);
+        else the compressed data is invalid (1002).
+        """
+        proto = self._proto
+        exc: Exception
+        if too_big:
+            exc = _wsexc.PayloadTooBig(None, proto.max_message_size)
+            exc.set_current_size(proto.current_size)
+            proto.fail(1009, str(exc))
+        else:
+            exc = _wsexc.ProtocolError("decompression failed")
+            proto.fail(1002, str(exc))
+        proto.parser_exc = exc
 
     def receive_eof(self) -> None:
         self._proto.receive_eof()

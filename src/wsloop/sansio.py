@@ -321,6 +321,8 @@ class Session(FrameReader):
         self.extensions = engine.extension_names
         self._opened = True
         self._native = engine.reads_natively()
+        if self._native and self.extensions:
+            self._inflater = engine.inflater  # permessage-deflate, read natively too
         self._slice = SEND_SLICE_DEFLATE if self.extensions else SEND_SLICE
         self._text_slice = self._slice // MAX_UTF8
         self._set_state(State.OPEN)

@@ -43,12 +43,15 @@ every frame. So:
 from __future__ import annotations
 
 import codecs
-from typing import TYPE_CHECKING
+import zlib
+from typing import TYPE_CHECKING, Any
 
 from ..events import BinaryMessage, TextMessage
 from .state import State
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .. import _engine
     from ..events import Event
 
@@ -56,6 +59,58 @@ __all__ = ["FrameReader"]
 
 _COLLECT_MIN = 64 * 1024
 """Frames at least this large are collected read by read, not buffered."""
+
+_EMPTY_BLOCK = b"\x00\x00\xff\xff"
+"""RFC 7692 7.2.2: the tail the sender removed from each compressed message."""
+
+_FILL_MAX = 64 * 2**20
+"""The largest message filled in place when ``max_message_size`` is ``None``.
+
+The object is made at the size the frame header announces, before the bytes
+arrive: with no limit, a larger announced frame is collected and joined
+instead, so that a header alone never reserves more than this.
+"""
+
+
+def _bytes_maker() -> Any:
+    """CPython's ``PyBytes_FromStringAndSize(NULL, n)`` and a writable view of it, or ``None``.
+
+    The C API makes a ``bytes`` object whose contents are to be filled by its
+    maker before anyone else sees it (as ``bytes.join`` does). The reader
+    fills it through a writable memoryview of its storage
+    (``PyMemoryView_FromMemory``), released before the object is handed
+    over; until then only the reader holds it.
+    """
+    try:
+        import ctypes
+        import sys
+
+        if sys.implementation.name != "cpython":
+            return None
+        api = ctypes.pythonapi
+        make = api.PyBytes_FromStringAndSize
+        make.restype = ctypes.py_object
+        make.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+        storage = api.PyBytes_AsString
+        storage.restype = ctypes.c_void_p
+        storage.argtypes = (ctypes.py_object,)
+        over = api.PyMemoryView_FromMemory
+        over.restype = ctypes.py_object
+        over.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int)
+    except (ImportError, AttributeError, OSError):  # pragma: no cover - no ctypes or C API
+        return None
+    pybuf_write = 0x200
+
+    def new_bytes(size: int) -> tuple[bytes, memoryview]:
+        # size >= _COLLECT_MIN: never the shared empty or one-byte objects.
+        obj: bytes = make(None, size)
+        return obj, over(storage(obj), size, pybuf_write)
+
+    return new_bytes
+
+
+_new_bytes = _bytes_maker()
+"""``size -> (bytes, writable view of it)``, or ``None`` where it cannot be made."""
 
 
 class FrameReader:
@@ -93,10 +148,17 @@ class FrameReader:
         self._collect_header = b""
         self._collect_parts: list[bytes | memoryview] = []
         self._collect_need = 0
+        # A whole binary message filled in place instead: the object handed
+        # over, a writable view of it, and how much of it is filled.
+        self._fill: bytes | None = None
+        self._fill_view: memoryview | None = None
+        self._fill_pos = 0
         # A whole text message being collected is decoded read by read, so
         # that the read completing it pays only for joining the text.
         self._collect_decoder: codecs.BufferedIncrementalDecoder | None = None
         self._collect_text: list[str] = []
+        # permessage-deflate: the engine's decompressor getter, once open with it.
+        self._inflater: Callable[[], Any] | None = None
 
     def _reads_natively(self) -> bool:
         return self._native
@@ -152,8 +214,15 @@ class FrameReader:
             # What the engine refuses from the first two bytes, it is given at
             # once; what it refuses later, it is given too: it waits for the
             # rest of the frame itself, so errors come exactly when it says.
-            if b1 & 0x80 or b0 & 0x70 or 2 < opcode < 8 or opcode > 10:
-                odd = True  # a masked frame, reserved bits, a reserved opcode
+            if b1 & 0x80 or 2 < opcode < 8 or opcode > 10:
+                odd = True  # a masked frame, a reserved opcode
+                break
+            if b0 & 0x70 and (
+                b0 & 0x70 != 0x40 or self._inflater is None or b0 & 0x8F not in (0x81, 0x82)
+            ):
+                # Reserved bits, or a compressed frame read here only when it
+                # is a whole message: the engine reads a compressed fragment.
+                odd = True
                 break
             length = b1 & 0x7F
             head = pos + 2
@@ -183,12 +252,17 @@ class FrameReader:
                         # the buffer: they are joined once when complete.
                         self._collect_b0 = b0
                         self._collect_header = bytes(view[pos:head])
+                        self._collect_need = end - size
+                        if b0 == 0x82 and self._start_fill(
+                            length, memoryview(data) if mv is None else mv, head, size
+                        ):
+                            pos = size
+                            break
                         # data itself is immutable, kept without a copy; the buffer is reused.
                         first: bytes | memoryview = (
                             memoryview(data)[head:size] if mv is None else bytes(mv[head:size])
                         )
                         self._collect_parts = [first]
-                        self._collect_need = end - size
                         pos = size
                         if b0 == 0x81 and not self._start_collecting_text(first):
                             break
@@ -240,9 +314,38 @@ class FrameReader:
         if handed_control:
             engine.flush_pong()
 
+    def _start_fill(self, length: int, src: memoryview, head: int, size: int) -> bool:
+        """Start filling a whole binary message in place, with ``src[head:size]`` first."""
+        limit = self._max_size
+        if _new_bytes is None or length > (_FILL_MAX if limit is None else limit):
+            return False
+        try:
+            self._fill, into = _new_bytes(length)
+        except MemoryError:  # pragma: no cover - an address space that refuses it
+            return False
+        self._fill_view = into
+        into[: size - head] = src[head:size]
+        self._fill_pos = size - head
+        return True
+
     def _collect(self, data: bytes | memoryview) -> bytes | memoryview:
         """Take the next part of a large frame from ``data``; return what follows it."""
         need = self._collect_need
+        into = self._fill_view
+        if into is not None:
+            pos = self._fill_pos
+            if len(data) < need:
+                into[pos : pos + len(data)] = data
+                self._fill_pos = pos + len(data)
+                self._collect_need = need - len(data)
+                return b""
+            mv = data if type(data) is memoryview else memoryview(data)
+            into[pos:] = mv[:need]
+            message = self._fill
+            assert message is not None
+            self._end_collect()  # releases the view: nothing can change the message now
+            self._events.append(BinaryMessage(message))
+            return mv[need:]
         decoder = self._collect_decoder
         if len(data) < need:
             self._collect_parts.append(data)
@@ -288,6 +391,17 @@ class FrameReader:
         self._collect_need = 0
         self._collect_header = b""
         self._collect_decoder = None
+        if self._fill_view is not None:
+            self._fill_view.release()
+            self._fill_view = None
+        self._fill = None
+        self._fill_pos = 0
+
+    def _collected(self) -> bytes:
+        """The bytes of the large frame collected so far, its header first."""
+        if self._fill_view is not None:
+            return self._collect_header + self._fill_view[: self._fill_pos]
+        return self._collect_header + b"".join(self._collect_parts)
 
     def _data_frame(self, b0: int, chunk: bytes | bytearray | memoryview) -> bool:
         """Take one complete data frame, read natively or by the engine.
@@ -295,6 +409,8 @@ class FrameReader:
         ``b0`` is the frame's first byte (FIN and opcode). Returns False when
         the frame failed the connection (invalid UTF-8).
         """
+        if b0 & 0x40:  # RSV1: a whole compressed message read natively
+            return self._inflate(b0 & 0x8F, chunk)
         opcode = b0 & 0x0F
         events = self._events
         if b0 & 0x80:  # FIN
@@ -334,6 +450,39 @@ class FrameReader:
             self._assembly += chunk
         return True
 
+    def _inflate(self, b0: int, data: bytes | bytearray | memoryview) -> bool:
+        """Inflate a whole compressed message (RFC 7692 7.2.2) and take it as a frame.
+
+        The same checks as the engine's: output is bounded by
+        ``max_message_size`` (a deflate bomb stops there, 1009) and invalid
+        compressed data fails the connection (1002).
+        """
+        inflater = self._inflater
+        assert inflater is not None
+        decoder = inflater()
+        limit = self._max_size
+        try:
+            out = decoder.decompress(data, limit or 0)
+            if decoder.unconsumed_tail:
+                return self._fail_inflate(True)
+            if limit is not None and len(out) == limit:
+                # Full: anything more the final empty block yields is too much.
+                if decoder.decompress(_EMPTY_BLOCK, 1):
+                    return self._fail_inflate(True)
+            else:
+                tail = decoder.decompress(_EMPTY_BLOCK, 0 if limit is None else limit - len(out))
+                if tail:  # pragma: no cover - zlib emits what it decodes at once
+                    out += tail
+        except zlib.error:
+            return self._fail_inflate(False)
+        return self._data_frame(b0, out)
+
+    def _fail_inflate(self, too_big: bool) -> bool:
+        self._native = False
+        self._engine.fail_inflate(too_big)
+        self._process([])
+        return False
+
     def _decode_part(self, data: bytes | bytearray | memoryview, final: bool) -> bool:
         decoder = self._text_decoder
         assert decoder is not None
@@ -352,7 +501,7 @@ class FrameReader:
         if not self._native:
             return
         self._native = False
-        rest = self._collect_header + b"".join(self._collect_parts) + self._rbuf
+        rest = self._collected() + self._rbuf
         self._end_collect()
         self._collect_text = []
         self._rbuf.clear()
