@@ -47,34 +47,6 @@ def test_a_message_in_more_fragments_closes_its_sender_with_1009_and_others_go_o
             assert b.recv(timeout=WAIT) == "still here"
 
 
-def test_invalid_utf8_in_a_later_fragment_closes_with_1007():
-    with (
-        serve(echo=True) as relay,
-        ws_connect(f"{relay.url}/x", open_timeout=WAIT) as ws,
-    ):
-        with ws.protocol_mutex:  # frames websockets would not send: raw, through its engine
-            ws.protocol.send_text(b"ok ", fin=False)
-            ws.protocol.send_continuation(b"\xc3(", fin=False)  # not UTF-8
-            for data in ws.protocol.data_to_send():
-                ws.socket.sendall(data)
-        with pytest.raises(ConnectionClosed) as info:
-            ws.recv(timeout=WAIT)
-        assert info.value.rcvd is not None
-        assert info.value.rcvd.code == 1007
-
-
-@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
-@pytest.mark.parametrize("text", [True, False])
-def test_the_frame_written_at_once_is_the_engines(size, text):
-    from websockets.frames import Frame, Opcode
-
-    from wsloop.relay._delivery import frame_of
-
-    data = bytes(i % 251 for i in range(size))
-    opcode = Opcode.TEXT if text else Opcode.BINARY
-    assert frame_of(data, text) == Frame(opcode, data).serialize(mask=False, extensions=[])
-
-
 def test_a_handshake_never_finished_is_dropped_after_open_timeout():
     with serve(open_timeout=0.5) as relay:
         with socket.create_connection(("127.0.0.1", relay.port), timeout=WAIT) as sock:

@@ -19,17 +19,13 @@ adjustments when it is built:
   a module-wide ``MAX_FRAGMENTS`` (4096 frames, or the environment variable
   ``WEBSOCKETS_MAX_FRAGMENTS``) and closes with 1009 past it, so 4 MiB in
   64-byte fragments (Autobahn 9.3.1) is refused whatever ``max_size`` says.
-  The connection replaces the engine's frame assembler with a
-  :class:`RelayAssembler`, whose ``get`` counts the frames against the
-  relay's ``max_fragments`` instead; nothing process-wide is changed.
+  :meth:`RelayConnection.recv` reads a message frame by frame
+  (``recv_streaming``, which has no such cap) and counts the frames against
+  the relay's ``max_fragments`` instead; nothing process-wide is changed.
   The pieces of a fragmented message are gathered into one ``bytearray`` or
   ``StringIO`` rather than a list, so memory stays bounded by ``max_size``
   (which the engine enforces on the whole message) and not by the number of
   fragments; a message of one frame is returned as it came.
-* **A message of one frame costs one coroutine** (the common case):
-  ``RelayAssembler.get`` takes a frame already queued without awaiting, and
-  nothing in between is an async generator (``recv_streaming`` was two per
-  message, each registered with the loop's async-generator hooks).
 
 * **Nothing after the request is read before the response is sent.** RFC
   6455 4.1 has a client wait for the server's handshake response before it
@@ -44,13 +40,8 @@ adjustments when it is built:
   drops whatever follows a refusal. Found by the ``relay`` fuzz target
   (``fuzz/target_relay.py``).
 
-Text fragments are decoded as they arrive, so invalid UTF-8 fails the
-connection with 1007 at the first bad fragment.
-
-A ``recv`` cancelled in the middle of a fragmented message leaves the
-connection unable to read (the next ``recv`` raises ``ConcurrencyError``),
-as ``recv_streaming`` does: the pieces already gathered cannot be put back.
-The relay cancels a read only when the connection goes.
+Text fragments are decoded as they arrive (``recv_streaming`` does), so
+invalid UTF-8 fails the connection with 1007 at the first bad fragment.
 
 Answers nobody reads
 --------------------
@@ -82,22 +73,20 @@ one line per pong.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import io
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
-from websockets.asyncio.messages import Assembler
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConcurrencyError, TooManyFragments
-from websockets.frames import CloseCode, Opcode
+from websockets.exceptions import TooManyFragments
+from websockets.frames import CloseCode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from .._engine import close_ends_fragmented_message
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, Callable, Iterable
+    from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
 
     from websockets.frames import Frame
     from websockets.typing import Data, DataLike
@@ -106,7 +95,6 @@ __all__ = [
     "ANSWER_SLACK",
     "DEFAULT_MAX_FRAGMENTS",
     "HELD_SLACK",
-    "RelayAssembler",
     "RelayConnection",
     "RelayServerProtocol",
     "connection_class",
@@ -177,93 +165,6 @@ class RelayServerProtocol(ServerProtocol):
             super().receive_data(bytes(held))
 
 
-_TEXT = Opcode.TEXT
-_Utf8Decoder = codecs.getincrementaldecoder("utf-8")
-
-
-class RelayAssembler(Assembler):
-    """The engine's frame assembler with the relay's fragment limit and a fast path.
-
-    Only :meth:`get` differs (``get_iter`` keeps ``websockets``' own cap, and
-    the relay does not use it).
-    """
-
-    max_fragments: int = DEFAULT_MAX_FRAGMENTS
-    """The most frames a message may have; one more raises ``TooManyFragments``."""
-
-    @overload
-    async def get(self, decode: Literal[True]) -> str: ...
-
-    @overload
-    async def get(self, decode: Literal[False]) -> bytes: ...
-
-    @overload
-    async def get(self, decode: bool | None = None) -> Data: ...
-
-    async def get(self, decode: bool | None = None) -> Data:
-        """The next message (see the module docstring).
-
-        Raises:
-            EOFError: the stream of frames has ended.
-            UnicodeDecodeError: a text frame is not UTF-8.
-            TooManyFragments: the message has more than ``max_fragments`` frames.
-            ConcurrencyError: another ``get`` is running.
-        """
-        if self.get_in_progress:
-            raise ConcurrencyError("get() or get_iter() is already running")
-        self.get_in_progress = True
-        frames = self.frames
-        try:
-            # A frame already queued is taken without awaiting anything.
-            frame = frames.queue.popleft() if frames.queue else await frames.get(not self.closed)
-        finally:
-            self.get_in_progress = False
-        if self.paused:
-            self.maybe_resume()
-        if decode is None:
-            decode = frame.opcode is _TEXT
-        if frame.fin:
-            if decode:
-                return str(frame.data, "utf-8")
-            return bytes(frame.data)
-        self.get_in_progress = True  # until the last frame: see the module docstring
-        return await self._get_fragments(frame, decode)
-
-    async def _get_fragments(self, frame: Frame, decode: bool) -> Data:
-        """The rest of a fragmented message whose first frame is ``frame``."""
-        frames = self.frames
-        limit = self.max_fragments
-        count = 1
-        text: io.StringIO | None = None
-        binary: bytearray | None = None
-        decoder = None
-        if decode:
-            decoder = _Utf8Decoder()
-            text = io.StringIO()
-            text.write(decoder.decode(frame.data, False))
-        else:
-            binary = bytearray(frame.data)
-        while not frame.fin:
-            frame = frames.queue.popleft() if frames.queue else await frames.get(not self.closed)
-            if self.paused:
-                self.maybe_resume()
-            count += 1
-            if count > limit:
-                self.get_in_progress = False
-                raise TooManyFragments(limit)
-            if text is not None:
-                assert decoder is not None
-                text.write(decoder.decode(frame.data, frame.fin))
-            else:
-                assert binary is not None
-                binary += frame.data
-        self.get_in_progress = False
-        if text is not None:
-            return text.getvalue()
-        assert binary is not None
-        return bytes(binary)
-
-
 class RelayConnection(ServerConnection):
     """A server connection with the relay's protocol and fragment limit."""
 
@@ -287,12 +188,8 @@ class RelayConnection(ServerConnection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        engine = self.recv_messages
-        assembler = RelayAssembler(
-            engine.high, engine.low, pause=self._engine_pause, resume=self._engine_resume
-        )
-        assembler.max_fragments = self.max_fragments
-        self.recv_messages = assembler
+        self.recv_messages.pause = self._engine_pause
+        self.recv_messages.resume = self._engine_resume
 
     def _engine_pause(self) -> None:
         self._engine_paused = True
@@ -381,23 +278,38 @@ class RelayConnection(ServerConnection):
         Raises:
             ConnectionClosed: the connection is closed (by either side, or
                 because the message broke a limit or the protocol).
-            ConcurrencyError: another coroutine is reading.
         """
-        try:
-            return await self.recv_messages.get(decode)
-        except EOFError:
-            pass
-        except TooManyFragments:
-            await self._fail_too_many_fragments()
-        except UnicodeDecodeError as exc:
-            self.set_connection_exc(exc)
-            async with self.send_context():
-                self.protocol.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
-        except ConcurrencyError:
-            raise ConcurrencyError("cannot call recv while another coroutine is reading") from None
-        # Closed: wait for the engine's CLOSED state, which close_exc reads.
-        await asyncio.shield(self.connection_lost_waiter)
-        raise self.close_exc
+        if decode is not None:  # not used by the relay: websockets' own path
+            return await super().recv(decode)
+        first: Data | None = None
+        text: io.StringIO | None = None
+        binary: bytearray | None = None
+        count = 0
+        # An async generator underneath: closed at once when the limit is passed.
+        stream = cast("AsyncGenerator[Data, None]", self.recv_streaming())
+        async for piece in stream:
+            count += 1
+            if count == 1:
+                first = piece
+                continue
+            if count > self.max_fragments:
+                await stream.aclose()
+                await self._fail_too_many_fragments()
+            if isinstance(piece, str):
+                if text is None:
+                    text = io.StringIO()
+                    text.write(first)  # type: ignore[arg-type]
+                text.write(piece)
+            else:
+                if binary is None:
+                    binary = bytearray(first)  # type: ignore[arg-type]
+                binary += piece
+        if text is not None:
+            return text.getvalue()
+        if binary is not None:
+            return bytes(binary)
+        assert first is not None
+        return first
 
     async def _fail_too_many_fragments(self) -> None:
         """Close with 1009 like websockets does at its own cap; raises ConnectionClosed."""

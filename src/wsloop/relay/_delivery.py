@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import struct
 from typing import TYPE_CHECKING, Any, Protocol
 
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN
 
 if TYPE_CHECKING:
@@ -39,30 +38,6 @@ __all__: list[str] = []
 
 SLOW_CONSUMER_CODE = 1008
 """The close code for a client that does not read fast enough (policy violation)."""
-
-
-_TEXT_FIN = 0x80 | Opcode.TEXT
-_BINARY_FIN = 0x80 | Opcode.BINARY
-
-
-def frame_of(data: bytes, text: bool) -> bytes:
-    """A server's unfragmented, unmasked frame carrying ``data``, with no extension.
-
-    The bytes ``Frame(opcode, data).serialize(mask=False, extensions=[])``
-    gives, built without a ``Frame`` (RFC 6455 5.2: FIN and the opcode, then
-    the length in 7 bits, or 126 and 16 bits, or 127 and 64 bits).
-    """
-    first = _TEXT_FIN if text else _BINARY_FIN
-    size = len(data)
-    if size < 126:
-        return bytes((first, size)) + data
-    if size < 65536:
-        return _HEAD16.pack(first, 126, size) + data
-    return _HEAD64.pack(first, 127, size) + data
-
-
-_HEAD16 = struct.Struct("!BBH")
-_HEAD64 = struct.Struct("!BBQ")
 
 
 class Limits(Protocol):
@@ -145,7 +120,8 @@ class Delivery:
             return False
         data = item.data
         if data is not self._frame_data or item.text is not self._frame_text:
-            self._frame = frame_of(data, item.text)
+            opcode = Opcode.TEXT if item.text else Opcode.BINARY
+            self._frame = Frame(opcode, data).serialize(mask=False, extensions=[])
             self._frame_data = data
             self._frame_text = item.text
         conn.transport.write(self._frame)

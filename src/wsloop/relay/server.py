@@ -80,7 +80,7 @@ from .rooms import ROOM_PROTOCOL, RoomConfig, RoomCore
 
 if TYPE_CHECKING:
     import ssl as _ssl
-    from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+    from collections.abc import Callable, Coroutine, Mapping, Sequence
     from types import TracebackType
 
     from websockets.http11 import Request, Response
@@ -611,13 +611,8 @@ class Relay:
             self._delivery.start_writer(member)
         limit = member.limit
         delivery = self._delivery
-        # conn.recv() rather than ``async for``: websockets' __aiter__ is an
-        # async generator, one more frame to resume per message; both ends
-        # are the same here (ConnectionClosed, OK or not, ends the loop).
-        recv = conn.recv
         try:
-            while True:
-                message = await recv()
+            async for message in conn:
                 size = len(message)
                 self._bytes_in += size
                 if limit is not None:
@@ -633,9 +628,7 @@ class Relay:
                     self._messages_in += 1
                     member.session.handle(message)
                 else:
-                    publication = self._on_message(member, message)
-                    if publication is not None:
-                        await publication
+                    await self._on_message(member, message)
                 # Let the writers run: a burst read in one go must not fill
                 # the queues of clients that are merely waiting for their turn.
                 # Not needed when every copy went straight into its socket.
@@ -655,21 +648,19 @@ class Relay:
                 with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                     await writer
 
-    def _on_message(self, member: _Member, message: str | bytes) -> Awaitable[None] | None:
-        """A plain member's message, to its room; the Redis publication to await, if any.
-
-        A plain function, as :meth:`PlainRooms.say` is: no coroutine per message.
-        """
+    async def _on_message(self, member: _Member, message: str | bytes) -> None:
         member.rcvd += 1
         self._messages_in += 1
         if isinstance(message, str):
             item = _Message(message.encode(), True)
         else:
-            item = _Message(message, False)
+            item = _Message(bytes(message), False)
         if self.echo:
             self._delivery.enqueue(member, item)
-            return None
-        return self._plain.say(member, item)
+            return
+        publication = self._plain.say(member, item)
+        if publication is not None:
+            await publication
 
     async def _reap(self, member: _Member) -> None:
         await member.conn.wait_closed()
