@@ -574,9 +574,17 @@ def _measure(tasks: int | None) -> dict[str, Any]:
     }
 
 
-def _settled_threads(baseline: int) -> None:
+def _settled_threads() -> None:
+    """Wait (5 s at most) until no driver I/O thread is alive.
+
+    Each ends just after it has delivered its connection's ``on_closed``, so
+    one may still be finishing when a cycle returns; counting threads against
+    a baseline taken at such a moment would stop waiting one thread early.
+    """
     deadline = time.monotonic() + 5.0
-    while threading.active_count() > baseline and time.monotonic() < deadline:
+    while time.monotonic() < deadline and any(
+        thread.name == "wsloop-io" for thread in threading.enumerate()
+    ):
         time.sleep(0.01)
 
 
@@ -604,14 +612,13 @@ def client_cycles(driver: str, cycles: int, warmup: int, url: str) -> dict[str, 
     else:
         for _ in range(warmup):
             _sync_cycle(driver, url)
-        base_threads = threading.active_count()
-        _settled_threads(base_threads)
+        _settled_threads()
         before = _measure(None)
         started = time.monotonic()
         last = None
         for _ in range(cycles):
             last = _sync_cycle(driver, url)
-        _settled_threads(base_threads)
+        _settled_threads()
         after = _measure(None)
         freed = last is not None and last() is None
     took = time.monotonic() - started
