@@ -123,6 +123,20 @@ def close_cleanly(client: Client) -> None:
     assert (closed.code, closed.was_clean) == (1000, True)
 
 
+def open_echo(
+    make_client: MakeClient, echo_server: EchoServer, compression: str | None
+) -> tuple[Client, Tally]:
+    """A client open to the echo server, no size limits, with the tally of what comes back."""
+    client = make_client(
+        compression=compression, max_message_size=None, max_buffered_amount=256 * MiB
+    )
+    tally = Tally(client)
+    client.connect(echo_server.url(unique_path("quiet")))
+    opened = client.wait_open()
+    assert opened.extensions == (() if compression is None else ("permessage-deflate",))
+    return client, tally
+
+
 @pytest.mark.parametrize(
     ("compression", "count", "largest"),
     [
@@ -139,13 +153,7 @@ def test_mixed_messages_in_bursts_come_back_intact(
     largest: int,
 ) -> None:
     rng = random.Random(SEED)
-    client = make_client(
-        compression=compression, max_message_size=None, max_buffered_amount=256 * MiB
-    )
-    tally = Tally(client)
-    client.connect(echo_server.url(unique_path("quiet")))
-    opened = client.wait_open()
-    assert opened.extensions == (() if compression is None else ("permessage-deflate",))
+    client, tally = open_echo(make_client, echo_server, compression)
     sent: list[Digest] = []
     plan = messages(rng, count, largest)
     while len(sent) < count:
@@ -174,13 +182,7 @@ def test_long_non_ascii_texts_come_back_intact(
         "x" * (MiB // 2) + "漢字" * MiB,  # ASCII first, then 3-byte characters
         text_pool() * 6,  # random 1- to 4-byte characters, 1.5 Mi of them
     ]
-    client = make_client(
-        compression=compression, max_message_size=None, max_buffered_amount=256 * MiB
-    )
-    tally = Tally(client)
-    client.connect(echo_server.url(unique_path("quiet")))
-    opened = client.wait_open()
-    assert opened.extensions == (() if compression is None else ("permessage-deflate",))
+    client, tally = open_echo(make_client, echo_server, compression)
     for text in texts:
         send(client, text)
     client.pump(lambda: len(tally) >= len(texts), what="the echoes of the long texts")
