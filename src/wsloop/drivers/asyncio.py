@@ -620,9 +620,7 @@ class AsyncioDriver(AsyncBaseDriver):
         events = session.events_received()
         if not events:
             return
-        if current and loop is not None and session.state is not State.CLOSED:
-            self._timers.advance(session, loop.time())
-            self._arm_timer(session)
+        # The timers followed the session in _flush, which every event comes through.
         self._deliver(events)
 
     def _notify(self) -> None:
