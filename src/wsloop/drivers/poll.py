@@ -733,8 +733,8 @@ class PollDriver(ConnectSteps, BaseDriver):
             pongs.clear()
         events = session.events_received()
         if events:
+            # The timers followed the session in _flush_session, which every event comes through.
             self.events.extend(events)
-            self._timers.advance(session, time.monotonic())
 
     @property
     def latency(self) -> float | None:
